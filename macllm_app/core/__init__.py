@@ -1,0 +1,1 @@
+"""Everything that is not a widget. Never imports Qt."""

@@ -1,0 +1,1 @@
+"""Engines and the engine host process. Importing this package imports no engine."""
