@@ -1,0 +1,38 @@
+"""Shared fixtures: every test gets its own MACLLM_HOME; the default model is real."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def macllm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "macllm-home"
+    home.mkdir()
+    monkeypatch.setenv("MACLLM_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def default_model() -> Path:
+    from macllm_app.core.default_model import default_model_path
+
+    return default_model_path()
+
+
+@pytest.fixture(scope="session")
+def llama_host(default_model: Path) -> Iterator[object]:
+    """One engine host with the default model loaded, shared by a test session."""
+    from macllm_app.core.engines.host import EngineHost
+    from macllm_app.core.engines.types import LoadConfig
+
+    host = EngineHost()
+    host.load(LoadConfig(model_path=str(default_model), n_ctx=2048, n_threads=2))
+    yield host
+    host.shutdown()
