@@ -1,0 +1,209 @@
+"""ONE declarative settings schema: every setting with its type, default and help.
+
+Stored as JSON at `paths.settings_path()`, written to a temp file and renamed.
+Reading never fails: a missing, corrupt or partly invalid file gives defaults
+for whatever cannot be used, with a logged warning per problem. Files carry a
+`schema_version`; `MIGRATIONS[n]` turns a version-n dict into version n+1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from macllm_app.core import paths
+from macllm_app.core.engines.types import LoadConfig, SamplingParams
+
+log = logging.getLogger("macllm.settings")
+
+SCHEMA_VERSION = 1
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+#: `MIGRATIONS[n]` upgrades a settings dict from schema version n to n + 1.
+MIGRATIONS: dict[int, Migration] = {}
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(validate_assignment=True, extra="ignore")
+
+
+class EngineSettings(_Group):
+    model_path: str | None = Field(
+        default=None, title="Default model",
+        description="GGUF file or MLX folder loaded at start-up; empty = the bundled model.",
+        json_schema_extra={"widget": "path"},
+    )
+    engine: Literal["llama.cpp", "mlx"] = Field(
+        default="llama.cpp", title="Engine", description="Which engine runs the default model.")
+    n_ctx: int = Field(default=4096, ge=256, le=1_048_576, title="Context window (tokens)",
+                       description="Prompt plus reply must fit in this many tokens.")
+    n_threads: int | None = Field(default=None, ge=1, le=512, title="CPU threads",
+                                  description="Threads for generation; empty = automatic.")
+    n_batch: int = Field(default=512, ge=1, le=65_536, title="Batch size",
+                         description="Prompt tokens processed per step.")
+    n_gpu_layers: int = Field(default=-1, ge=-1, le=1024, title="GPU layers",
+                              description="Layers offloaded to the GPU; -1 = all, 0 = CPU only.")
+
+
+class SamplingSettings(_Group):
+    temperature: float = Field(default=0.7, ge=0.0, le=5.0, title="Temperature",
+                               description="Higher is more random; 0 always picks the likeliest.")
+    top_p: float = Field(default=0.95, ge=0.0, le=1.0, title="Top P",
+                         description="Sample from the likeliest tokens up to this total.")
+    top_k: int = Field(default=40, ge=0, le=1000, title="Top K",
+                       description="Sample from the K likeliest tokens; 0 = no limit.")
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0, title="Min P",
+                         description="Drop tokens less likely than this fraction of the best one.")
+    repeat_penalty: float = Field(default=1.1, ge=0.0, le=5.0, title="Repeat penalty",
+                                  description="Discourages repeating recent tokens; 1 = off.")
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1, title="Seed",
+                             description="Fixed seed for reproducible replies; empty = random.")
+    max_tokens: int = Field(default=512, ge=1, le=131_072, title="Max reply tokens",
+                            description="Longest reply, in tokens.")
+
+
+class ChatSettings(_Group):
+    system_prompt: str = Field(
+        default="You are a helpful assistant.", title="Default system prompt",
+        description="Used by new conversations; each conversation can change its own.",
+        json_schema_extra={"widget": "multiline"},
+    )
+
+
+class UiSettings(_Group):
+    """Window state the app remembers; not shown in Preferences."""
+
+    window_geometry: str | None = Field(default=None, title="Window geometry (base64)")
+    last_conversation_id: str | None = Field(default=None, title="Last open conversation")
+    sidebar_pane: str = Field(default="chat", title="Selected sidebar pane")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(validate_assignment=True, extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    engine: EngineSettings = Field(default_factory=EngineSettings, title="Engine")
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings,
+                                       title="Default sampling")
+    chat: ChatSettings = Field(default_factory=ChatSettings, title="Chat")
+    ui: UiSettings = Field(default_factory=UiSettings, title="Window")
+
+
+#: Groups shown in the Preferences dialog, in order.
+PREFERENCE_GROUPS: tuple[str, ...] = ("engine", "sampling", "chat")
+
+
+def _sanitize_group(name: str, cls: type[_Group], raw: object) -> _Group:
+    """Keep each valid field; drop unknown or invalid ones with a warning."""
+    if not isinstance(raw, dict):
+        log.warning("Settings: %r is not a table; using defaults.", name)
+        return cls()
+    good: dict[str, Any] = {}
+    for key, value in raw.items():
+        field = cls.model_fields.get(key)
+        if field is None:
+            log.warning("Settings: unknown setting %s.%s ignored.", name, key)
+            continue
+        try:
+            cls.__pydantic_validator__.validate_assignment(cls.model_construct(), key, value)
+        except ValidationError as exc:
+            reason = exc.errors()[0].get("msg", "invalid")
+            log.warning("Settings: %s.%s = %r is invalid (%s); using the default.",
+                        name, key, value, reason)
+            continue
+        good[key] = value
+    return cls.model_validate(good)
+
+
+def from_dict(data: object) -> Settings:
+    """Build settings from parsed JSON, migrating and repairing as needed."""
+    if not isinstance(data, dict):
+        log.warning("Settings: the file does not hold a JSON object; using defaults.")
+        return Settings()
+    data = dict(data)
+    version = data.pop("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version < 1:
+        log.warning("Settings: bad schema_version %r; reading as version %d.",
+                    version, SCHEMA_VERSION)
+        version = SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        log.warning("Settings: written by a newer MacLLM (schema %d); keeping what this "
+                    "version understands.", version)
+    while version < SCHEMA_VERSION:
+        migrate = MIGRATIONS.get(version)
+        if migrate is None:
+            log.warning("Settings: no migration from schema %d; using defaults.", version)
+            return Settings()
+        data = migrate(data)
+        version += 1
+    groups: dict[str, Any] = {}
+    for key, value in data.items():
+        field = Settings.model_fields.get(key)
+        annotation = field.annotation if field is not None else None
+        if not isinstance(annotation, type) or not issubclass(annotation, _Group):
+            log.warning("Settings: unknown setting %r ignored.", key)
+            continue
+        groups[key] = _sanitize_group(key, annotation, value)
+    return Settings(**groups)
+
+
+def load(path: Path | None = None) -> Settings:
+    """Read settings; never raises for a bad file."""
+    path = path or paths.settings_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Settings()
+    except OSError as exc:
+        log.warning("Settings: cannot read %s (%s); using defaults.", path, exc)
+        return Settings()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        log.warning("Settings: %s is not valid JSON (%s); using defaults.", path, exc)
+        return Settings()
+    return from_dict(data)
+
+
+def save(settings: Settings, path: Path | None = None) -> None:
+    """Write settings atomically (temp file in the same folder, then rename)."""
+    path = path or paths.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = settings.model_dump(mode="json")
+    payload["schema_version"] = SCHEMA_VERSION
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+
+def sampling_params(group: SamplingSettings, **overrides: Any) -> SamplingParams:
+    """The engine's sampling parameters from the settings (plus per-chat overrides)."""
+    values = group.model_dump()
+    values.update({k: v for k, v in overrides.items() if k in values})
+    return SamplingParams(**values)
+
+
+def load_config(group: EngineSettings) -> LoadConfig:
+    """How to load the default model; the bundled one when no path is set."""
+    from macllm_app.core.default_model import default_model_path
+
+    model_path = group.model_path or str(default_model_path())
+    return LoadConfig(model_path=model_path, engine=group.engine, n_ctx=group.n_ctx,
+                      n_threads=group.n_threads, n_batch=group.n_batch,
+                      n_gpu_layers=group.n_gpu_layers)
