@@ -1,0 +1,1 @@
+"""Conversations: the SQLite store, chat sessions, prompt building and context policy."""
