@@ -27,6 +27,7 @@ def match_expression(query: str, *, prefix_last: bool = True) -> str | None:
     Returns None when the query has no searchable word. The last word also
     matches as a prefix, so results appear while the user is still typing.
     """
+    query = "".join(ch if ch.isprintable() else " " for ch in query)  # NUL ends C strings
     words = [w for w in query.split() if any(ch.isalnum() for ch in w)]
     if not words:
         return None
