@@ -81,7 +81,7 @@ class UiSettings(_Group):
     """Window state the app remembers; not shown in Preferences."""
 
     window_geometry: str | None = Field(default=None, title="Window geometry (base64)")
-    last_conversation_id: str | None = Field(default=None, title="Last open conversation")
+    last_conversation_id: int | None = Field(default=None, title="Last open conversation")
     sidebar_pane: str = Field(default="chat", title="Selected sidebar pane")
 
 

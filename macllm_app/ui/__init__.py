@@ -1,0 +1,1 @@
+"""The Qt front end. Talks to core/ only through workers; never imports an engine."""

@@ -1,0 +1,132 @@
+"""The GUI's handle on the engine host: loads models in workers, survives crashes.
+
+One `EngineHost` at a time. When it dies (EngineCrashed), the controller drops
+it; the next request starts a fresh host and loads the last model again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from macllm_app.core.engines.host import EngineHost
+from macllm_app.core.engines.types import LoadConfig, ModelInfo
+from macllm_app.ui.workers import LoadModelWorker
+
+log = logging.getLogger("macllm.ui.engine")
+
+ReadyCallback = Callable[[EngineHost], None]
+FailCallback = Callable[[str], None]
+
+
+class EngineController(QObject):
+    load_started = Signal(str)        # model file name
+    load_progress = Signal(float, str)
+    loaded = Signal(object)           # ModelInfo
+    load_failed = Signal(str)
+    crashed = Signal(str)             # plain-words message
+
+    def __init__(self, config_factory: Callable[[], LoadConfig],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._config_factory = config_factory
+        self._config: LoadConfig | None = None
+        self.host = EngineHost()
+        self.model: ModelInfo | None = None
+        self._loader: LoadModelWorker | None = None
+        self._waiting: list[tuple[ReadyCallback, FailCallback]] = []
+
+    # -- state ----------------------------------------------------------------
+    def is_ready(self) -> bool:
+        return self.model is not None and self.host.is_alive() and self._loader is None
+
+    def is_loading(self) -> bool:
+        return self._loader is not None
+
+    # -- requests -------------------------------------------------------------
+    def load(self, config: LoadConfig | None = None) -> None:
+        """Load `config` (or the configured default model) in the background."""
+        if self._loader is not None:
+            self._loader.cancel()
+            self._loader = None
+            self._replace_host()  # the old load cannot be interrupted; drop its host
+        try:
+            self._config = config or self._config or self._config_factory()
+        except Exception as exc:  # e.g. the bundled model is not installed
+            self._fail_waiting(str(exc))
+            self.load_failed.emit(str(exc))
+            return
+        if not self.host.is_alive():
+            self._replace_host()
+        self.model = None
+        worker = LoadModelWorker(self.host, self._config)
+        worker.progress.connect(self.load_progress)
+        worker.finished.connect(self._on_loaded)
+        worker.failed.connect(self._on_load_failed)
+        worker.cancelled.connect(self._on_load_cancelled)
+        self._loader = worker
+        self.load_started.emit(Path(self._config.model_path).name)
+        worker.start()
+
+    def when_ready(self, ready: ReadyCallback, failed: FailCallback) -> None:
+        """Call `ready(host)` once a model is loaded, loading it first if needed."""
+        if self.is_ready():
+            ready(self.host)
+            return
+        self._waiting.append((ready, failed))
+        if self._loader is None:
+            self.load()
+
+    def report_crash(self, message: str) -> None:
+        """A generation saw the host die: forget it; the next request starts a new one."""
+        log.warning("%s", message)
+        self.model = None
+        self._replace_host()
+        self.crashed.emit(message)
+
+    def shutdown(self) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+            self.host.kill()
+            self._loader.wait(5000)
+        self.host.shutdown(timeout=3.0)
+
+    # -- internals ------------------------------------------------------------
+    def _replace_host(self) -> None:
+        old = self.host
+        self.host = EngineHost()
+        old.kill()
+        old.shutdown(timeout=1.0)
+
+    @Slot(object)
+    def _on_loaded(self, info: object) -> None:
+        if self.sender() is not self._loader or not isinstance(info, ModelInfo):
+            return  # a superseded load
+        self._loader = None
+        self.model = info
+        self.loaded.emit(info)
+        waiting, self._waiting = self._waiting, []
+        for ready, _failed in waiting:
+            ready(self.host)
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        if self.sender() is not self._loader:
+            return
+        self._loader = None
+        self.model = None
+        self.load_failed.emit(message)
+        self._fail_waiting(message)
+
+    @Slot()
+    def _on_load_cancelled(self) -> None:
+        if self.sender() is self._loader:
+            self._loader = None
+
+    def _fail_waiting(self, message: str) -> None:
+        waiting, self._waiting = self._waiting, []
+        for _ready, failed in waiting:
+            failed(message)
