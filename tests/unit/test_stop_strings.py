@@ -1,0 +1,54 @@
+"""Stop strings: held back while they may still match, never emitted once they do."""
+
+from __future__ import annotations
+
+from macllm_app.core.engines.stop_strings import StopMatcher
+
+
+def run(stops: list[str], pieces: list[str]) -> tuple[list[str], bool]:
+    matcher = StopMatcher(stops)
+    out = []
+    for piece in pieces:
+        out.append(matcher.feed(piece))
+        if matcher.stopped:
+            return out, True
+    out.append(matcher.flush())
+    return out, False
+
+
+def test_no_stops_passes_through() -> None:
+    assert run([], ["a", "b"]) == (["a", "b", ""], False)
+
+
+def test_stop_split_across_pieces() -> None:
+    out, stopped = run(["###"], ["Hello #", "#", "# more"])
+    assert stopped
+    assert "".join(out) == "Hello "
+    assert out[0] == "Hello "  # the "#" is held back
+
+
+def test_false_alarm_is_released() -> None:
+    out, stopped = run(["###"], ["a #", "#b", "c"])
+    assert not stopped
+    assert "".join(out) == "a ##bc"
+
+
+def test_earliest_of_several_stops() -> None:
+    out, stopped = run(["END", "\n\n"], ["one\n\ntwo END"])
+    assert stopped
+    assert "".join(out) == "one"
+
+
+def test_held_text_flushed_at_end() -> None:
+    out, stopped = run(["STOP"], ["go ST"])
+    assert not stopped
+    assert out == ["go ", "ST"]
+
+
+def test_finish_flushes_or_matches() -> None:
+    matcher = StopMatcher(["<end>"])
+    assert matcher.feed("x <en") == "x "
+    assert matcher.finish("d>") == ("", True)
+    matcher = StopMatcher(["<end>"])
+    assert matcher.feed("x <en") == "x "
+    assert matcher.finish("") == ("<en", False)
