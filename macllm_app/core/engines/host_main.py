@@ -11,6 +11,7 @@ Cancel is a shared flag the engine checks once per token, so it needs no message
 
 from __future__ import annotations
 
+import signal
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -26,6 +27,7 @@ FLUSH_TOKENS = 8
 
 def host_main(conn: Connection, cancel_flag: Any) -> None:
     """Serve commands until "shutdown" or until the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
     engine: Engine | None = None
     while True:
         try:

@@ -1,0 +1,86 @@
+"""Our engine-host stream vs raw llama_cpp.Llama: same model, threads, greedy settings.
+
+Prints median decode tok/s and TTFT of both (alternating runs) and the ratios.
+Targets: decode ratio >= 0.97, TTFT ratio <= 1.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import StreamTiming, median, time_stream, verdict
+
+from macllm_app.core.default_model import default_model_path
+from macllm_app.core.engines.host import EngineHost
+from macllm_app.core.engines.types import (
+    GenerationRequest,
+    LoadConfig,
+    SamplingParams,
+    TextDelta,
+)
+
+PROMPT = (
+    "<|im_start|>user\nWrite a long story about a lighthouse keeper and the sea, "
+    "with many details.<|im_end|>\n<|im_start|>assistant\n"
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+
+    import llama_cpp
+
+    model = args.model or str(default_model_path())
+    raw = llama_cpp.Llama(model_path=model, n_ctx=2048, n_threads=args.threads,
+                          n_threads_batch=args.threads, n_batch=512, verbose=False)
+    host = EngineHost()
+    host.load(LoadConfig(model_path=model, n_ctx=2048, n_threads=args.threads, n_batch=512))
+    sampling = SamplingParams.greedy(max_tokens=args.tokens)
+
+    def ours() -> Iterator[int]:
+        request = GenerationRequest(prompt=PROMPT, sampling=sampling, reuse_cache=False)
+        for event in host.stream(request):
+            if isinstance(event, TextDelta):
+                yield len(event.token_ids)
+
+    def theirs() -> Iterator[int]:
+        raw.reset()
+        for _ in raw.create_completion(PROMPT, max_tokens=args.tokens, temperature=0.0,
+                                       top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0,
+                                       stream=True):
+            yield 1
+
+    time_stream(ours)  # warm-up both
+    time_stream(theirs)
+    our_runs: list[StreamTiming] = []
+    raw_runs: list[StreamTiming] = []
+    for _ in range(args.runs):
+        raw_runs.append(time_stream(theirs))
+        our_runs.append(time_stream(ours))
+    host.shutdown()
+
+    o_dec, r_dec = median(r.decode_tps for r in our_runs), median(r.decode_tps for r in raw_runs)
+    o_ttft, r_ttft = median(r.ttft_s for r in our_runs), median(r.ttft_s for r in raw_runs)
+    print(f"model {Path(model).name}, {args.threads} threads, greedy, {args.tokens} tokens, "
+          f"median of {args.runs}")
+    print(f"  ours: {o_dec:7.1f} tok/s decode, TTFT {o_ttft * 1000:6.1f} ms, "
+          f"tokens {our_runs[0].tokens}")
+    print(f"  raw : {r_dec:7.1f} tok/s decode, TTFT {r_ttft * 1000:6.1f} ms, "
+          f"tokens {raw_runs[0].tokens}")
+    print(verdict("decode ratio (ours/raw)", o_dec / r_dec, 0.97, higher_is_better=True))
+    print(verdict("TTFT ratio (ours/raw)", o_ttft / r_ttft, 1.10, higher_is_better=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

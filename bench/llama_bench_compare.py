@@ -1,0 +1,150 @@
+"""Our engine host vs llama.cpp's own `llama-bench`, same llama.cpp source and model.
+
+Builds `llama-bench` from the llama-cpp-python source distribution we depend on
+into a cache folder outside the repository (once), then alternates llama-bench
+runs and our engine-host runs and prints decode (tg) and prefill (pp) ratios.
+Targets: decode >= 0.95, prefill >= 0.95 (CPU); decode >= 0.90 on a GPU.
+
+Our side is timed from outside, as the chat benchmark times it: decode tok/s over
+the tokens after the first arriving piece; prefill tok/s = prompt tokens / TTFT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import time_stream, verdict
+
+from macllm_app.core.default_model import default_model_path
+from macllm_app.core.engines.host import EngineHost
+from macllm_app.core.engines.types import (
+    GenerationRequest,
+    LoadConfig,
+    SamplingParams,
+    TextDelta,
+)
+
+CACHE = Path(os.environ.get("MACLLM_BENCH_CACHE", Path.home() / ".cache" / "macllm-bench"))
+DECODE_PROMPT = "Count from 1 to 1000, separated by commas: 1, 2, 3,"
+FILLER = "The quick brown fox jumps over the lazy dog near the quiet river bank. "
+
+
+def build_llama_bench(jobs: int) -> Path:
+    version = metadata.version("llama-cpp-python")
+    root = CACHE / f"llama-cpp-python-{version}"
+    binary = root / "build" / "bin" / "llama-bench"
+    if binary.exists():
+        return binary
+    root.mkdir(parents=True, exist_ok=True)
+    sdists = list(root.glob("llama_cpp_python-*.tar.gz"))
+    if not sdists:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
+                        "--no-deps", f"llama-cpp-python=={version}", "-d", str(root)],
+                       check=True)
+        sdists = list(root.glob("llama_cpp_python-*.tar.gz"))
+    src = root / "src"
+    if not src.exists():
+        with tarfile.open(sdists[0]) as tar:
+            tar.extractall(root / "unpack", filter="data")
+        shutil.move(next((root / "unpack").iterdir()), src)
+    vendor = src / "vendor" / "llama.cpp"
+    build = root / "build"
+    subprocess.run(["cmake", "-S", str(vendor), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+                    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
+                    "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_CURL=OFF"], check=True)
+    subprocess.run(["cmake", "--build", str(build), "-j", str(jobs), "--target", "llama-bench"],
+                   check=True)
+    return binary
+
+
+def run_llama_bench(binary: Path, model: str, threads: int, ngl: int, n_prompt: int,
+                    n_gen: int) -> tuple[float, float]:
+    out = subprocess.run([str(binary), "-m", model, "-t", str(threads), "-ngl", str(ngl),
+                          "-p", str(n_prompt), "-n", str(n_gen), "-r", "3", "-o", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    results = json.loads(out)
+    pp = next(r["avg_ts"] for r in results if r["n_prompt"] > 0 and r["n_gen"] == 0)
+    tg = next(r["avg_ts"] for r in results if r["n_gen"] > 0 and r["n_prompt"] == 0)
+    return float(pp), float(tg)
+
+
+def prompt_of(host: EngineHost, n_tokens: int) -> str:
+    text = FILLER * (n_tokens // 8)
+    while host.count_tokens(text) < n_tokens:
+        text += FILLER
+    words = text.split(" ")
+    while host.count_tokens(" ".join(words)) > n_tokens:
+        words.pop()
+    return " ".join(words)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--llama-bench", type=Path, default=None, help="prebuilt binary")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ngl", type=int, default=0, help="GPU layers (99: all)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    model = args.model or str(default_model_path())
+    binary = args.llama_bench or build_llama_bench(args.jobs)
+
+    host = EngineHost()
+    info = host.load(LoadConfig(model_path=model, n_ctx=2048, n_threads=args.threads,
+                                n_batch=512, n_gpu_layers=-1 if args.ngl else 0))
+    long_prompt = prompt_of(host, 512)
+    n_prompt = host.count_tokens(long_prompt)
+
+    def pieces(request: GenerationRequest) -> Iterator[int]:
+        for event in host.stream(request):
+            if isinstance(event, TextDelta):
+                yield len(event.token_ids)
+
+    decode_request = GenerationRequest(prompt=DECODE_PROMPT, reuse_cache=False,
+                                       sampling=SamplingParams.greedy(max_tokens=129))
+    prefill_request = GenerationRequest(prompt=long_prompt, reuse_cache=False,
+                                        sampling=SamplingParams.greedy(max_tokens=1))
+
+    def decode_run() -> float:
+        return time_stream(lambda: pieces(decode_request)).decode_tps
+
+    def prefill_run() -> float:
+        return n_prompt / time_stream(lambda: pieces(prefill_request)).ttft_s
+
+    decode_run()
+    prefill_run()
+    ours_tg, ours_pp, ref_tg, ref_pp = [], [], [], []
+    for _ in range(args.rounds):
+        pp, tg = run_llama_bench(binary, model, args.threads, args.ngl, 512, 128)
+        ref_pp.append(pp)
+        ref_tg.append(tg)
+        ours_tg.append(statistics.median(decode_run() for _ in range(3)))
+        ours_pp.append(statistics.median(prefill_run() for _ in range(3)))
+    host.shutdown()
+
+    o_tg, r_tg = statistics.median(ours_tg), statistics.median(ref_tg)
+    o_pp, r_pp = statistics.median(ours_pp), statistics.median(ref_pp)
+    print(f"model {Path(model).name} on {info.device}, {args.threads} threads, ngl {args.ngl}")
+    print(f"  llama-bench: tg128 {r_tg:8.1f} tok/s   pp512 {r_pp:8.1f} tok/s")
+    print(f"  our host   : tg128 {o_tg:8.1f} tok/s   pp{n_prompt} {o_pp:8.1f} tok/s")
+    target = 0.90 if args.ngl else 0.95
+    print(verdict("decode ratio (ours/llama-bench)", o_tg / r_tg, target, higher_is_better=True))
+    print(verdict("prefill ratio (ours/llama-bench)", o_pp / r_pp, 0.95, higher_is_better=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

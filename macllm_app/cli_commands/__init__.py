@@ -1,0 +1,1 @@
+"""Handlers for `macllm` subcommands; each module holds one command group."""
