@@ -1,0 +1,359 @@
+"""The llama.cpp engine, driven through llama-cpp-python's low-level bindings.
+
+Runs inside the engine host. Sampling happens in llama.cpp's native sampler
+chain and the per-token loop touches only preallocated ctypes buffers, so the
+Python cost per token stays at a few microseconds.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import llama_cpp.llama_cpp as lc
+
+from macllm_app.core.chat.context_policy import fit_to_context, prompt_budget
+from macllm_app.core.chat.template import ChatTemplate
+from macllm_app.core.engines.base import ProgressCallback, StopCheck
+from macllm_app.core.engines.llamacpp_native import (
+    build_sampler,
+    check_gguf,
+    init_backend,
+    meta_string,
+    native_log,
+    physical_cores,
+    token_text,
+    tokenize,
+)
+from macllm_app.core.engines.stop_strings import StopMatcher
+from macllm_app.core.engines.types import (
+    Event,
+    Finished,
+    FinishReason,
+    GenerationRequest,
+    GenerationStats,
+    LoadConfig,
+    Message,
+    ModelInfo,
+    TextDelta,
+)
+from macllm_app.core.errors import EngineError
+from macllm_app.core.hardware.memory import peak_rss_bytes
+
+PIECE_BUFFER_BYTES = 256
+_DECODE_NO_KV_SLOT = 1
+
+
+class LlamaCppEngine:
+    """One GGUF model and its context; a KV cache that persists between requests."""
+
+    name = "llama.cpp"
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._ctx: Any = None
+        self._vocab: Any = None
+        self._memory: Any = None
+        self._info: ModelInfo | None = None
+        self._template: ChatTemplate | None = None
+        self._n_ctx = 0
+        self._n_batch = 0
+        self._n_vocab = 0
+        self._bos_text = ""
+        self._add_bos = False
+        self._cached: list[int] = []  # tokens whose keys/values are in the context
+        self._piece = ctypes.create_string_buffer(PIECE_BUFFER_BYTES)
+        self._one_token = (lc.llama_token * 1)()
+        self._one_batch = lc.llama_batch_get_one(self._one_token, 1)
+        self._progress_handle: Any = None
+
+    # -- lifetime ---------------------------------------------------------
+    def load(self, config: LoadConfig, progress: ProgressCallback) -> ModelInfo:
+        path = Path(config.model_path).expanduser()
+        check_gguf(path)
+        init_backend()
+        self.unload()
+        progress(0.0, f"Loading {path.name}")
+        try:
+            return self._load(path, config, progress)
+        except BaseException:
+            self.unload()
+            raise
+
+    def _load(self, path: Path, config: LoadConfig, progress: ProgressCallback) -> ModelInfo:
+        gpu = bool(lc.llama_supports_gpu_offload())
+        mparams = lc.llama_model_default_params()
+        mparams.n_gpu_layers = config.n_gpu_layers if gpu else 0
+        mparams.progress_callback = self._progress_relay(progress)
+        native_log.last_error = ""
+        self._model = lc.llama_model_load_from_file(str(path).encode("utf-8"), mparams)
+        self._progress_handle = None
+        if not self._model:
+            reason = native_log.last_error or "unsupported or corrupt model"
+            raise EngineError(f"llama.cpp could not load {path.name}: {reason}.")
+        model = self._model
+        self._vocab = lc.llama_model_get_vocab(model)
+        self._n_vocab = lc.llama_vocab_n_tokens(self._vocab)
+
+        progress(0.95, "Creating the context")
+        threads = config.n_threads or physical_cores()
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = max(config.n_ctx, 0)
+        cparams.n_batch = cparams.n_ubatch = max(1, config.n_batch)
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        self._ctx = lc.llama_init_from_model(model, cparams)
+        if not self._ctx:
+            reason = native_log.last_error or "not enough memory?"
+            raise EngineError(f"llama.cpp could not create a context for {path.name}: {reason}.")
+        self._memory = lc.llama_get_memory(self._ctx)
+        self._n_ctx = lc.llama_n_ctx(self._ctx)
+        self._n_batch = lc.llama_n_batch(self._ctx)
+
+        eos_text = token_text(self._vocab, lc.llama_vocab_eos(self._vocab))
+        self._bos_text = token_text(self._vocab, lc.llama_vocab_bos(self._vocab))
+        self._add_bos = bool(lc.llama_vocab_get_add_bos(self._vocab))
+        gguf_template = meta_string(model, "tokenizer.chat_template")
+        self._template = ChatTemplate(config.chat_template or gguf_template,
+                                      self._bos_text, eos_text)
+        self._template.render((Message("user", "Hello"),))  # fail at load, not mid-chat
+
+        n_layer = lc.llama_model_n_layer(model)
+        gpu_layers = 0
+        if gpu:
+            gpu_layers = n_layer if config.n_gpu_layers < 0 else min(config.n_gpu_layers, n_layer)
+        device = "CPU"
+        if gpu_layers:
+            device = "GPU (Metal)" if sys.platform == "darwin" else "GPU"
+        self._info = ModelInfo(
+            path=str(path),
+            name=path.stem,
+            engine="llama.cpp",
+            architecture=meta_string(model, "general.architecture") or "unknown",
+            n_ctx=self._n_ctx,
+            n_ctx_train=lc.llama_model_n_ctx_train(model),
+            n_params=lc.llama_model_n_params(model),
+            size_bytes=path.stat().st_size,
+            has_chat_template=bool(config.chat_template or gguf_template),
+            gpu_layers=gpu_layers,
+            device=device,
+        )
+        progress(1.0, "Ready")
+        return self._info
+
+    def _progress_relay(self, progress: ProgressCallback) -> Any:
+        last = [0.0]
+
+        def relay(fraction: float, _user_data: Any) -> bool:
+            try:
+                if fraction - last[0] >= 0.02 or fraction >= 1.0:
+                    last[0] = fraction
+                    progress(0.9 * fraction, "Loading weights")
+            except Exception:  # an exception here would abort the load
+                native_log.last_error = "the progress report failed"
+            return True
+
+        self._progress_handle = lc.llama_progress_callback(relay)
+        return self._progress_handle
+
+    def unload(self) -> None:
+        if self._ctx:
+            lc.llama_free(self._ctx)
+        if self._model:
+            lc.llama_model_free(self._model)
+        self._ctx = self._model = self._vocab = self._memory = None
+        self._info = self._template = None
+        self._cached = []
+
+    def count_tokens(self, text: str) -> int:
+        self._require()
+        return len(tokenize(self._vocab, text, add_special=False))
+
+    def _require(self) -> ModelInfo:
+        if self._info is None:
+            raise EngineError("No model is loaded.")
+        return self._info
+
+    # -- prompt -----------------------------------------------------------
+    def _encode_chat(self, messages: Sequence[Message]) -> list[int]:
+        assert self._template is not None
+        text = self._template.render(messages)
+        add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
+        return tokenize(self._vocab, text, add_special=add_bos)
+
+    def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], int]:
+        """Prompt tokens and how many old messages were dropped to fit the window."""
+        budget = prompt_budget(self._n_ctx, request.sampling.max_tokens)
+        if request.prompt is not None:
+            tokens = tokenize(self._vocab, request.prompt, add_special=self._add_bos)
+            if len(tokens) > budget:
+                raise EngineError(f"The message is too long for the context window "
+                                  f"({len(tokens)} tokens > {budget}).")
+            return tokens, 0
+        memo: dict[tuple[Message, ...], list[int]] = {}
+
+        def count(messages: Sequence[Message]) -> int:
+            key = tuple(messages)
+            memo[key] = self._encode_chat(key)
+            return len(memo[key])
+
+        fitted = fit_to_context(request.messages, count, budget)
+        tokens = memo.get(fitted.messages) or self._encode_chat(fitted.messages)
+        return tokens, fitted.dropped
+
+    def _reuse_prefix(self, tokens: list[int], reuse: bool) -> int:
+        """Keep the cached prefix shared with `tokens`; return its length."""
+        cached = self._cached
+        prefix = 0
+        if reuse:
+            limit = min(len(cached), len(tokens))
+            while prefix < limit and cached[prefix] == tokens[prefix]:
+                prefix += 1
+            prefix = min(prefix, len(tokens) - 1)  # the last prompt token must yield logits
+        if prefix < len(cached) and not lc.llama_memory_seq_rm(self._memory, -1, prefix, -1):
+            prefix = 0
+        if prefix == 0:
+            lc.llama_memory_clear(self._memory, True)
+        del cached[prefix:]
+        return prefix
+
+    def _evaluate(self, tokens: list[int], start: int, should_stop: StopCheck) -> bool:
+        """Decode tokens[start:] in n_batch chunks; False if cancelled in between."""
+        for begin in range(start, len(tokens), self._n_batch):
+            chunk = tokens[begin:begin + self._n_batch]
+            array = (lc.llama_token * len(chunk))(*chunk)
+            code = lc.llama_decode(self._ctx, lc.llama_batch_get_one(array, len(chunk)))
+            if code != 0:
+                self._reset_cache()
+                raise EngineError(f"llama.cpp could not evaluate the prompt (error {code}).")
+            self._cached.extend(chunk)
+            if begin + len(chunk) < len(tokens) and should_stop():
+                return False
+        return True
+
+    def _reset_cache(self) -> None:
+        self._cached = []
+        if self._memory:
+            lc.llama_memory_clear(self._memory, True)
+
+    # -- generation -------------------------------------------------------
+    def stream(self, request: GenerationRequest, should_stop: StopCheck) -> Iterator[Event]:
+        info = self._require()
+        started = time.perf_counter()
+        tokens, dropped = self._prompt_tokens(request)
+        if not tokens:
+            raise EngineError("The prompt is empty.")
+        cached = self._reuse_prefix(tokens, request.reuse_cache)
+        params = request.sampling
+        seed = lc.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
+        sampler = build_sampler(params, seed, self._n_vocab)
+        try:
+            for token in tokens[-64:]:
+                lc.llama_sampler_accept(sampler, token)  # repeat penalty sees the prompt
+            prompt_started = time.perf_counter()
+            finished = self._evaluate(tokens, cached, should_stop)
+            prompt_s = time.perf_counter() - prompt_started
+            stats = _Counters(started)
+            if finished:
+                yield from self._decode_loop(sampler, params.max_tokens, params.stop,
+                                             should_stop, stats)
+            else:
+                stats.finish = "cancelled"
+        finally:
+            lc.llama_sampler_free(sampler)
+        evaluated = len(tokens) - cached
+        yield Finished(GenerationStats(
+            prompt_tokens=len(tokens),
+            cached_tokens=cached,
+            generated_tokens=stats.generated,
+            ttft_s=(stats.first - started) if stats.generated else 0.0,
+            prompt_tps=evaluated / prompt_s if prompt_s > 0 else 0.0,
+            decode_tps=stats.decode_tps(),
+            peak_rss_bytes=peak_rss_bytes(),
+            finish_reason=stats.finish,
+            n_ctx=self._n_ctx,
+            dropped_messages=dropped,
+            engine=self.name,
+            model=info.name,
+        ))
+
+    def _decode_loop(self, sampler: Any, max_tokens: int, stop: Sequence[str],
+                     should_stop: StopCheck, stats: _Counters) -> Iterator[TextDelta]:
+        """Sample, detokenize and feed back one token at a time (the hot loop)."""
+        sample, decode = lc.llama_sampler_sample, lc.llama_decode
+        is_eog, to_piece = lc.llama_vocab_is_eog, lc.llama_token_to_piece
+        ctx, vocab, batch, slot = self._ctx, self._vocab, self._one_batch, self._one_token
+        piece, piece_size = self._piece, PIECE_BUFFER_BYTES
+        utf8 = codecs.getincrementaldecoder("utf-8")("replace").decode
+        stops = StopMatcher(stop) if stop else None
+        cached, n_ctx, clock = self._cached, self._n_ctx, time.perf_counter
+        generated = 0
+        finish: FinishReason = "length"
+        while generated < max_tokens:
+            token = sample(sampler, ctx, -1)
+            if is_eog(vocab, token):
+                finish = "stop"
+                break
+            n = to_piece(vocab, token, piece, piece_size, 0, False)
+            text = utf8(piece.raw[:n] if n >= 0 else self._long_piece(token))
+            generated += 1
+            stats.last = clock()
+            if generated == 1:
+                stats.first = stats.last
+            stats.generated = generated
+            if stops is not None:
+                text = stops.feed(text)
+                if stops.stopped:
+                    yield TextDelta(text, (token,))
+                    finish = "stop"
+                    break
+            yield TextDelta(text, (token,))
+            if should_stop():
+                finish = "cancelled"
+                break
+            if generated >= max_tokens or len(cached) >= n_ctx:
+                break
+            slot[0] = token
+            code = decode(ctx, batch)
+            if code != 0:
+                if code == _DECODE_NO_KV_SLOT:
+                    break
+                self._reset_cache()
+                raise EngineError(f"llama.cpp failed while generating (error {code}).")
+            cached.append(token)
+        stats.finish = finish
+        tail = utf8(b"", True)
+        if stops is not None and not stops.stopped:
+            tail, matched = stops.finish(tail)
+            if matched:
+                stats.finish = "stop"
+        if tail:
+            yield TextDelta(tail, ())
+
+    def _long_piece(self, token: int) -> bytes:
+        size = -lc.llama_token_to_piece(self._vocab, token, self._piece, PIECE_BUFFER_BYTES,
+                                        0, False)
+        buf = ctypes.create_string_buffer(size)
+        n = lc.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+        return buf.raw[:n]
+
+
+class _Counters:
+    """Timing and counts of one generation, filled in by the hot loop."""
+
+    __slots__ = ("finish", "first", "generated", "last", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.first = self.last = started
+        self.generated = 0
+        self.finish: FinishReason = "length"
+
+    def decode_tps(self) -> float:
+        span = self.last - self.first
+        return (self.generated - 1) / span if self.generated > 1 and span > 0 else 0.0

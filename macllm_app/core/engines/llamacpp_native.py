@@ -1,0 +1,148 @@
+"""Thin helpers over llama-cpp-python's low-level bindings (`llama_cpp.llama_cpp`).
+
+Only the engine host imports this module: it loads the native library.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import llama_cpp.llama_cpp as lc
+import psutil
+
+from macllm_app.core.engines.types import SamplingParams
+from macllm_app.core.errors import EngineError
+
+log = logging.getLogger("macllm.engine.llamacpp")
+
+GGUF_MAGIC = b"GGUF"
+PENALTY_LAST_N = 64
+_LOG_LEVEL_ERROR = 3
+_LOG_LEVEL_CONT = 5
+
+
+class _NativeLog:
+    """Routes llama.cpp/ggml logging: errors go to our logger, the rest is dropped."""
+
+    def __init__(self) -> None:
+        self.last_error = ""
+        self._last_level = 0
+        self._callback = lc.llama_log_callback(self._on_log)
+
+    def _on_log(self, level: int, text: bytes | None, _user_data: Any) -> None:
+        if level != _LOG_LEVEL_CONT:
+            self._last_level = level
+        if self._last_level == _LOG_LEVEL_ERROR and text:
+            line = text.decode("utf-8", errors="replace").strip()
+            if line:
+                self.last_error = line
+                log.error("llama.cpp: %s", line)
+
+    def install(self) -> None:
+        lc.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+
+native_log = _NativeLog()
+
+
+@functools.cache
+def init_backend() -> None:
+    """Silence llama.cpp's stderr chatter (keeping errors) and initialise the backend once."""
+    native_log.install()
+    lc.llama_backend_init()
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse anything that is not a readable file starting with the GGUF magic."""
+    if not path.exists():
+        raise EngineError(f"The model file {path} does not exist.")
+    if not path.is_file():
+        raise EngineError(f"The model path {path} is not a regular file.")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise EngineError(f"The model file {path} cannot be read: {exc.strerror}.") from None
+    if magic != GGUF_MAGIC:
+        raise EngineError(f"The model file {path} is not a GGUF file.")
+
+
+def physical_cores() -> int:
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def meta_string(model: Any, key: str) -> str | None:
+    """A metadata value as text, or None if the key is absent."""
+    size = 256
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = lc.llama_model_meta_val_str(model, key.encode(), buf, size)
+        if n < 0:
+            return None
+        if n < size:
+            return buf.raw[:n].decode("utf-8", errors="replace")
+        size = n + 1
+
+
+def token_text(vocab: Any, token: int) -> str:
+    if token == lc.LLAMA_TOKEN_NULL or token < 0:
+        return ""
+    raw = lc.llama_vocab_get_text(vocab, token)
+    return raw.decode("utf-8", errors="replace") if raw else ""
+
+
+def tokenize(vocab: Any, text: str, add_special: bool, parse_special: bool = True) -> list[int]:
+    data = text.encode("utf-8")
+    capacity = len(data) + 8
+    tokens = (lc.llama_token * capacity)()
+    n = lc.llama_tokenize(vocab, data, len(data), tokens, capacity, add_special, parse_special)
+    if n < 0:
+        capacity = -n
+        tokens = (lc.llama_token * capacity)()
+        n = lc.llama_tokenize(vocab, data, len(data), tokens, capacity, add_special,
+                              parse_special)
+        if n < 0:
+            raise EngineError("The text could not be tokenized.")
+    return tokens[:n]
+
+
+def detokenize(vocab: Any, tokens: list[int]) -> bytes:
+    """Concatenated pieces, exactly as the streaming decoder sees them."""
+    size = 256
+    buf = ctypes.create_string_buffer(size)
+    out = bytearray()
+    for token in tokens:
+        n = lc.llama_token_to_piece(vocab, token, buf, size, 0, False)
+        if n < 0:
+            grown = ctypes.create_string_buffer(-n)
+            n = lc.llama_token_to_piece(vocab, token, grown, -n, 0, False)
+            out += grown.raw[:n]
+        else:
+            out += buf.raw[:n]
+    return bytes(out)
+
+
+def build_sampler(params: SamplingParams, seed: int, n_vocab: int) -> Any:
+    """A native sampler chain for `params`; free it with `llama_sampler_free`."""
+    chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+    add = lc.llama_sampler_chain_add
+    if params.repeat_penalty != 1.0:
+        add(chain, lc.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N,
+                                                   params.repeat_penalty, 0.0, 0.0))
+    if params.temperature <= 0.0:
+        add(chain, lc.llama_sampler_init_greedy())
+        return chain
+    if params.top_k > 0:
+        add(chain, lc.llama_sampler_init_top_k(params.top_k))
+    if params.top_p < 1.0:
+        add(chain, lc.llama_sampler_init_top_p(params.top_p, 1))
+    if params.min_p > 0.0:
+        add(chain, lc.llama_sampler_init_min_p(params.min_p, 1))
+    add(chain, lc.llama_sampler_init_temp(params.temperature))
+    add(chain, lc.llama_sampler_init_dist(seed))
+    return chain
