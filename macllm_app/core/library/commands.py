@@ -1,0 +1,97 @@
+"""Plain functions behind `macllm models ...`: JSON-able data in, data out, UserError on failure.
+
+Every function here is safe to call from the CLI, the GUI's workers and tests;
+none of them loads an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from macllm_app.core.errors import UserError
+from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
+from macllm_app.core.library.formats import inspect_model
+from macllm_app.core.library.importer import ImportMode
+from macllm_app.core.library.importer import import_model as _import_model
+from macllm_app.core.library.importer import import_models as _import_models
+
+
+def _entry_dict(e: LibraryEntry) -> dict[str, Any]:
+    meta = e.metadata
+    return {
+        "id": e.id, "name": e.name, "path": e.path, "format": e.format, "source": e.source,
+        "size_bytes": e.size_bytes, "architecture": meta.get("architecture"),
+        "quantization": meta.get("quantization"), "n_params": meta.get("n_params"),
+        "context_length": meta.get("context_length"), "engines": meta.get("engines", []),
+        "extra": e.extra,
+    }
+
+
+def inspect(path: str) -> dict[str, Any]:
+    """Validate a GGUF file or MLX folder (no model load) and return its metadata."""
+    return inspect_model(Path(path).expanduser()).to_dict()
+
+
+def import_model(path: str, mode: ImportMode = "link") -> dict[str, Any]:
+    """Import one model; raises ModelFileError / UserError with the reason."""
+    return _entry_dict(_import_model(Path(path), mode))
+
+
+def import_models(paths: list[str], mode: ImportMode = "link") -> list[dict[str, Any]]:
+    """Import several models; each result is {"path", "id", ...} or {"path", "error"}."""
+    out: list[dict[str, Any]] = []
+    for r in _import_models([Path(p) for p in paths], mode):
+        out.append(_entry_dict(r.entry) if r.entry else {"path": r.path, "error": r.error})
+    return out
+
+
+def list_models(scan_stores: bool = True) -> list[dict[str, Any]]:
+    """Library entries; with scan_stores, first index the HF cache, LM Studio and Ollama."""
+    if scan_stores:
+        from macllm_app.core.library.stores import refresh_store_index
+
+        refresh_store_index()
+    return [_entry_dict(e) for e in Catalogue().entries()]
+
+
+def resolve_model(model: str) -> dict[str, Any]:
+    """`--model ID|PATH` -> the library entry, or the validated metadata of a path."""
+    entry = Catalogue().get(model)
+    if entry is not None:
+        return _entry_dict(entry)
+    path = Path(model).expanduser()
+    if path.exists():
+        meta = inspect(str(path))
+        return {"id": None, "name": meta["name"], "path": str(path.absolute()),
+                "format": meta["format"], "engines": meta["engines"]}
+    raise UserError(f"No model with id or path {model!r} (see `macllm models list`).")
+
+
+def search(query: str, fmt: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """Search the Hub; fmt is "gguf", "mlx" or None. Sorted by downloads."""
+    from macllm_app.core.library import hub
+
+    return [r.to_dict() for r in hub.search_models(query, fmt, limit)]
+
+
+def repo_files(repo_id: str, revision: str = "main") -> dict[str, Any]:
+    """A Hub repo's files with sizes and quantization types."""
+    from macllm_app.core.library import hub
+
+    return hub.repo_view(repo_id, revision).to_dict()
+
+
+def pull(repo_id: str, filename: str | None = None, revision: str = "main",
+         progress: Callable[[dict[str, Any]], None] | None = None,
+         should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Download a GGUF file (or, without filename, an MLX repo) and add it to the library.
+
+    `progress` gets {"file", "done", "total", "speed_bps", "eta_s"}; when
+    `should_stop()` turns true the download pauses (its partial file is kept and
+    a later pull resumes it) and `Cancelled` is raised.
+    """
+    from macllm_app.core.library.pull import pull_to_library
+
+    return _entry_dict(pull_to_library(repo_id, filename, revision, progress, should_stop))
