@@ -32,8 +32,36 @@ log = logging.getLogger("macllm.ui.workers")
 #: Seconds a cancelled generation gets to end by itself before its host is killed.
 CANCEL_GRACE_S = 2.0
 
-_running: set[Worker] = set()
+_running: dict[QThread, Worker] = {}
 _running_lock = threading.Lock()
+
+
+class _Reaper(QObject):
+    """Lives on the GUI thread; drops a worker once its thread has really finished.
+
+    Releasing the last reference from inside the worker's own thread would
+    destroy a running QThread, which aborts the process.
+    """
+
+    @Slot()
+    def release(self) -> None:
+        thread = self.sender()
+        with _running_lock:
+            worker = _running.pop(thread, None)  # type: ignore[call-overload]
+        if worker is not None:
+            worker._thread = None
+        if isinstance(thread, QThread):
+            thread.deleteLater()
+
+
+_reaper: _Reaper | None = None
+
+
+def _get_reaper() -> _Reaper:
+    global _reaper  # noqa: PLW0603 - created on the GUI thread at first use
+    if _reaper is None:
+        _reaper = _Reaper()
+    return _reaper
 
 
 class Worker(QObject):
@@ -73,9 +101,9 @@ class Worker(QObject):
         self._thread = thread
         self.moveToThread(thread)
         thread.started.connect(self._run)
-        thread.finished.connect(thread.deleteLater)
+        thread.finished.connect(_get_reaper().release)
         with _running_lock:
-            _running.add(self)
+            _running[thread] = self
         thread.start()
 
     def wait(self, timeout_ms: int = 10_000) -> bool:
@@ -118,8 +146,6 @@ class Worker(QObject):
         else:
             self.cancelled.emit()
         thread = self._thread
-        with _running_lock:
-            _running.discard(self)
         if thread is not None:
             thread.quit()
 
@@ -127,7 +153,7 @@ class Worker(QObject):
 def wait_for_workers(timeout_ms: int = 10_000) -> None:
     """Cancel and join every running worker (on quit and in tests)."""
     with _running_lock:
-        workers = list(_running)
+        workers = list(_running.values())
     for worker in workers:
         worker.cancel()
     for worker in workers:

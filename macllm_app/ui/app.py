@@ -1,0 +1,63 @@
+"""`macllm-app`: the GUI entry point (and `--self-test`, an offscreen smoke run)."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+
+DESCRIPTION = "MacLLM: run local language models."
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="macllm-app", description=DESCRIPTION)
+    parser.add_argument("--self-test", action="store_true",
+                        help="start offscreen, load the default model, stream a short "
+                             "reply, exit 0 (or 1 with the reason)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="self-test time limit in seconds (default 120)")
+    args, _qt_args = parser.parse_known_args(argv)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    multiprocessing.freeze_support()
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.self_test:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        from macllm_app.ui.selftest import run_self_test
+
+        return run_self_test(args.timeout)
+    return run_gui()
+
+
+def run_gui() -> int:
+    from PySide6.QtWidgets import QApplication
+
+    from macllm_app.ui.crash import CrashHandler
+    from macllm_app.ui.logs import setup_logging
+    from macllm_app.ui.main_window import MainWindow
+    from macllm_app.ui.theme import apply_theme
+
+    setup_logging()
+    app = QApplication.instance() or QApplication(sys.argv)
+    assert isinstance(app, QApplication)
+    app.setApplicationName("MacLLM")
+    app.setOrganizationName("MacLLM")
+    app.setApplicationDisplayName("MacLLM")
+    apply_theme(app)
+    crash = CrashHandler()
+    crash.install()
+    window = MainWindow()
+    app.aboutToQuit.connect(window.shutdown)
+    window.show()
+    try:
+        return int(app.exec())
+    finally:
+        crash.uninstall()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

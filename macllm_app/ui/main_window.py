@@ -1,0 +1,269 @@
+"""The main window: pane switcher, panes, menu bar from the actions registry, status bar."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QHBoxLayout,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from macllm_app import __version__
+from macllm_app.core import settings as settings_mod
+from macllm_app.core.chat.store import ChatStore
+from macllm_app.core.engines.select import default_engine_for
+from macllm_app.core.engines.types import LoadConfig, ModelInfo
+from macllm_app.core.platform import current as current_platform
+from macllm_app.core.settings import Settings
+from macllm_app.ui.actions import ActionRegistry
+from macllm_app.ui.engine import EngineController
+from macllm_app.ui.panes.chat.pane import ChatPane
+from macllm_app.ui.panes.registry import PANES, AppContext
+from macllm_app.ui.preferences import PreferencesDialog
+from macllm_app.ui.status_bar import StatusBar
+from macllm_app.ui.workers import FunctionWorker, wait_for_workers
+
+log = logging.getLogger("macllm.ui.window")
+
+MEMORY_POLL_MS = 3000
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, store: ChatStore | None = None,
+                 *, load_on_show: bool = True) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("MacLLM")
+        self.setUnifiedTitleAndToolBarOnMac(True)
+        self.resize(1180, 760)
+        self.settings = settings if settings is not None else settings_mod.load()
+        self.store = store if store is not None else ChatStore()
+        self._owns_store = store is None
+        self.store.mark_interrupted_replies()
+        self.engine = EngineController(lambda: settings_mod.load_config(self.settings.engine),
+                                       self)
+        self.action_registry = ActionRegistry(self)
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.action_registry.build_menus(self.menuBar())
+        self._load_on_show = load_on_show
+        self._closed = False
+
+        context = AppContext(self.store, self.engine, lambda: self.settings, self.action_registry,
+                             self._status_message)
+        self.panes: dict[str, QWidget] = {}
+        self.stack = QStackedWidget()
+        switcher = QWidget()
+        switcher.setObjectName("paneSwitcher")
+        switcher_layout = QVBoxLayout(switcher)
+        switcher_layout.setContentsMargins(6, 10, 6, 10)
+        self._pane_buttons = QButtonGroup(self)
+        self._pane_buttons.setExclusive(True)
+        for spec in PANES:
+            pane = spec.factory(context)
+            self.panes[spec.id] = pane
+            self.stack.addWidget(pane)
+            button = QToolButton()
+            button.setObjectName(f"pane.{spec.id}")
+            button.setText(f"{spec.glyph}\n{spec.title}")
+            button.setCheckable(True)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.setFixedSize(56, 52)
+            button.clicked.connect(lambda _c=False, pane_id=spec.id: self.show_pane(pane_id))
+            self._pane_buttons.addButton(button)
+            switcher_layout.addWidget(button)
+            if spec.shortcut:
+                button.setShortcut(QKeySequence(spec.shortcut))
+        switcher_layout.addStretch(1)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(switcher)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self._wire_actions()
+        self._wire_engine()
+        self._memory_timer = QTimer(self)
+        self._memory_timer.setInterval(MEMORY_POLL_MS)
+        self._memory_timer.timeout.connect(self._poll_memory)
+        self._memory_worker: FunctionWorker | None = None
+        self._restore_state()
+
+    # -- panes ----------------------------------------------------------------
+    @property
+    def chat(self) -> ChatPane:
+        pane = self.panes["chat"]
+        assert isinstance(pane, ChatPane)
+        return pane
+
+    def show_pane(self, pane_id: str) -> None:
+        pane = self.panes.get(pane_id) or self.panes["chat"]
+        self.stack.setCurrentWidget(pane)
+        for button in self._pane_buttons.buttons():
+            button.setChecked(button.objectName() == f"pane.{pane_id}")
+        self.settings.ui.sidebar_pane = pane_id
+
+    # -- wiring ---------------------------------------------------------------
+    def _wire_actions(self) -> None:
+        self.action_registry.on("app.quit", self.close)
+        self.action_registry.on("app.preferences", self.open_preferences)
+        self.action_registry.on("engine.run", self.run_model)
+        self.action_registry.on("window.minimize", self.showMinimized)
+        self.action_registry.on("window.zoom", self._toggle_zoom)
+        self.action_registry.on("help.about", self._about)
+        for action_id in self.action_registry.ids():
+            self.addAction(self.action_registry[action_id])  # shortcuts work with the menu hidden
+        self.chat.conversation_deleted.connect(self._on_conversation_deleted)
+        self.chat.streaming_changed.connect(self._on_streaming)
+        self.chat.speed_changed.connect(self.status.set_speed)
+
+    def _wire_engine(self) -> None:
+        self.engine.load_started.connect(self.status.set_loading)
+        self.engine.load_progress.connect(self.status.set_progress)
+        self.engine.loaded.connect(self._on_loaded)
+        self.engine.load_failed.connect(self._on_load_failed)
+        self.engine.crashed.connect(self._on_crashed)
+
+    @Slot(object)
+    def _on_loaded(self, info: ModelInfo) -> None:
+        self.status.set_model(info)
+        self._status_message(f"Loaded {info.name}")
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        self.status.set_model(None, "Model not loaded")
+        self._status_message(f"The model could not be loaded: {message}")
+
+    @Slot(str)
+    def _on_crashed(self, message: str) -> None:
+        self.status.set_model(None, "Engine stopped")
+        self._status_message(message)
+
+    @Slot(bool)
+    def _on_streaming(self, streaming: bool) -> None:
+        if not streaming:
+            QTimer.singleShot(3000, self._clear_speed_if_idle)
+
+    def _clear_speed_if_idle(self) -> None:
+        if not self.chat.is_streaming():
+            self.status.clear_speed()
+
+    @Slot(int, str)
+    def _on_conversation_deleted(self, _conversation_id: int, title: str) -> None:
+        self.status.show_undo(f"Deleted “{title}”", self.chat.undo_delete)
+
+    def _status_message(self, text: str) -> None:
+        self.status.showMessage(text, 6000)
+
+    # -- commands ---------------------------------------------------------------
+    @Slot()
+    def open_preferences(self) -> None:
+        dialog = PreferencesDialog(self.settings, self)
+        if dialog.exec() and (new := dialog.result_settings()) is not None:
+            engine_changed = new.engine != self.settings.engine
+            new.ui = self.settings.ui
+            self.settings = new
+            settings_mod.save(new)
+            if engine_changed:
+                self.engine.load(settings_mod.load_config(new.engine))
+
+    @Slot()
+    def run_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Run a model", "",
+                                              "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.load_model(path)
+
+    def load_model(self, path: str) -> None:
+        try:
+            engine = default_engine_for(Path(path))
+        except Exception as exc:
+            self._status_message(str(exc))
+            return
+        base = self.settings.engine
+        self.engine.load(LoadConfig(model_path=path, engine=engine, n_ctx=base.n_ctx,
+                                    n_threads=base.n_threads, n_batch=base.n_batch,
+                                    n_gpu_layers=base.n_gpu_layers))
+
+    def _toggle_zoom(self) -> None:
+        if self.isMaximized():
+            self.showNormal()
+        else:
+            self.showMaximized()
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About MacLLM",
+                          f"<b>MacLLM {__version__}</b><br>Run local language models "
+                          "with llama.cpp and MLX.")
+
+    # -- memory pressure (polled off the GUI thread) -----------------------------
+    @Slot()
+    def _poll_memory(self) -> None:
+        if self._memory_worker is not None and self._memory_worker.outcome == "running":
+            return
+        worker = FunctionWorker(lambda: current_platform().memory_pressure())
+        worker.finished.connect(self.status.set_memory_pressure)
+        self._memory_worker = worker
+        worker.start()
+
+    # -- lifetime -----------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._load_on_show:
+            self._load_on_show = False
+            self._memory_timer.start()
+            self._poll_memory()
+            QTimer.singleShot(0, self.engine.load)
+
+    def _restore_state(self) -> None:
+        ui = self.settings.ui
+        if ui.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(ui.window_geometry.encode()))
+        self.show_pane(ui.sidebar_pane)
+        conversations = self.store.list_conversations()
+        wanted = ui.last_conversation_id
+        if wanted not in {c.id for c in conversations}:
+            wanted = conversations[0].id if conversations else None
+        self.chat.open_conversation(wanted)
+
+    def save_state(self) -> None:
+        ui = self.settings.ui
+        ui.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode()
+        ui.last_conversation_id = self.chat.conversation_id
+        try:
+            settings_mod.save(self.settings)
+        except OSError as exc:
+            log.warning("Could not save settings: %s", exc)
+
+    def shutdown(self) -> None:
+        """Stop streaming, join workers, stop the engine host. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._memory_timer.stop()
+        worker = self.chat.worker
+        self.chat.stop()
+        if worker is not None:
+            worker.wait(4000)
+        self.engine.shutdown()
+        wait_for_workers(5000)
+        if self._owns_store:
+            self.store.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_state()
+        self.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,36 @@
+"""Connects the Chat pane to the application's actions and keeps their enabled state."""
+
+from __future__ import annotations
+
+from macllm_app.ui.actions import ActionRegistry
+from macllm_app.ui.panes.chat.pane import ChatPane
+
+
+def bind_chat_actions(pane: ChatPane, actions: ActionRegistry) -> None:
+    actions.on("chat.new", pane.new_conversation)
+    actions.on("chat.stop", pane.stop)
+    actions.on("chat.regenerate", pane.regenerate)
+    actions.on("chat.export_markdown", lambda: pane.export("markdown"))
+    actions.on("chat.export_json", lambda: pane.export("json"))
+    actions.on("chat.undo_delete", pane.undo_delete)
+    actions.on("edit.find", pane.sidebar.focus_search)
+    toggle = actions["chat.toggle_settings"]
+    toggle.setCheckable(True)
+    toggle.toggled.connect(pane.settings_button.setChecked)
+    pane.settings_button.toggled.connect(toggle.setChecked)
+
+    def update() -> None:
+        streaming = pane.is_streaming()
+        has_chat = pane.conversation_id is not None
+        actions.set_enabled("chat.stop", streaming)
+        actions.set_enabled("chat.regenerate", has_chat and not streaming
+                            and pane.composer.regenerate_button.isEnabled())
+        actions.set_enabled("chat.export_markdown", has_chat)
+        actions.set_enabled("chat.export_json", has_chat)
+        actions.set_enabled("chat.undo_delete", pane.can_undo_delete())
+
+    pane.streaming_changed.connect(lambda _s: update())
+    pane.conversation_changed.connect(lambda _c: update())
+    pane.conversation_deleted.connect(lambda _i, _t: update())
+    pane.status_message.connect(lambda _m: update())
+    update()

@@ -1,0 +1,224 @@
+"""The scrolling list of messages of one conversation, and the streaming reply.
+
+Cost rules: only the last WINDOW messages get widgets ("Show earlier" adds
+more), widgets are reused across refreshes, and while a reply streams only
+its own widget changes, re-rendered at most every RENDER_INTERVAL_MS with
+every delta since the last render coalesced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+
+from macllm_app.core.chat.records import StoredMessage
+from macllm_app.ui.panes.chat.message_widget import MessageWidget
+
+WINDOW = 40
+RENDER_INTERVAL_MS = 50
+
+SiblingLookup = Callable[[StoredMessage], tuple[int, list[int]] | None]
+_Key = tuple[int, float, str, tuple[int, ...]]
+
+
+class MessageView(QScrollArea):
+    branch_requested = Signal(int)
+    edit_requested = Signal(int, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("messageView")
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        container = QWidget()
+        container.setObjectName("messageContainer")
+        self._layout = QVBoxLayout(container)
+        self._layout.setContentsMargins(24, 16, 24, 16)
+        self._layout.setSpacing(10)
+        self.earlier_button = QPushButton()
+        self.earlier_button.setObjectName("showEarlier")
+        self.earlier_button.setFlat(True)
+        self.earlier_button.clicked.connect(self.show_earlier)
+        self.earlier_button.hide()
+        self.notice = QLabel()
+        self.notice.setObjectName("chatNotice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+        self._layout.addWidget(self.earlier_button)
+        self._layout.addWidget(self.notice)
+        self._layout.addStretch(1)
+        self.setWidget(container)
+
+        self.conversation_id: int | None = None
+        self._messages: list[StoredMessage] = []
+        self._shown = WINDOW
+        self._widgets: dict[int, tuple[_Key, MessageWidget]] = {}
+        self._order: list[MessageWidget] = []
+        self._pending: list[MessageWidget] = []
+        self._siblings: SiblingLookup = lambda _m: None
+
+        self.streaming: MessageWidget | None = None
+        self._stream_parts: list[str] = []
+        self._stream_dirty = False
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(RENDER_INTERVAL_MS)
+        self._render_timer.timeout.connect(self._render_stream)
+        self._stick_to_bottom = True
+        bar = self.verticalScrollBar()
+        bar.rangeChanged.connect(self._on_range_changed)
+        bar.valueChanged.connect(self._on_scrolled)
+
+    # -- whole conversation -------------------------------------------------
+    def set_messages(self, conversation_id: int | None, messages: list[StoredMessage],
+                     siblings: SiblingLookup) -> None:
+        """Show `messages`, reusing the widgets of those unchanged since last time."""
+        if conversation_id != self.conversation_id:
+            self._drop_all()
+            self.conversation_id = conversation_id
+            self._shown = WINDOW
+            self._stick_to_bottom = True
+        self._messages = messages
+        self._siblings = siblings
+        self._clear_pending()
+        self._rebuild()
+
+    def show_earlier(self) -> None:
+        self._shown += WINDOW
+        self._stick_to_bottom = False
+        self._rebuild()
+
+    def reveal(self, message_id: int) -> None:
+        """Make sure `message_id` has a widget, and scroll to it."""
+        ids = [m.id for m in self._messages]
+        if message_id not in ids:
+            return
+        needed = len(ids) - ids.index(message_id)
+        if needed > self._shown:
+            self._shown = needed
+            self._rebuild()
+        widget = self._widgets[message_id][1]
+        self._stick_to_bottom = False
+        QTimer.singleShot(0, lambda: self.ensureWidgetVisible(widget, 0, 40))
+        widget.setProperty("highlight", True)
+        widget.style().unpolish(widget)
+        widget.style().polish(widget)
+
+    def message_widgets(self) -> list[MessageWidget]:
+        return [*self._order, *self._pending]
+
+    def _rebuild(self) -> None:
+        visible = self._messages[-self._shown:] if self._shown else []
+        keep: dict[int, tuple[_Key, MessageWidget]] = {}
+        order: list[MessageWidget] = []
+        for message in visible:
+            info = self._siblings(message)
+            key: _Key = (message.id, message.updated_at, message.status,
+                         tuple(info[1]) if info else ())
+            old = self._widgets.get(message.id)
+            if old is not None and old[0] == key:
+                widget = old[1]
+            else:
+                widget = self._make_widget(message, info)
+                if old is not None:
+                    old[1].deleteLater()
+            keep[message.id] = (key, widget)
+            order.append(widget)
+        for message_id, (_key, widget) in self._widgets.items():
+            if message_id not in keep:
+                widget.deleteLater()
+        self._widgets = keep
+        for widget in self._order:
+            self._layout.removeWidget(widget)
+        for offset, widget in enumerate(order):
+            self._layout.insertWidget(1 + offset, widget)
+        self._order = order
+        hidden = len(self._messages) - len(visible)
+        self.earlier_button.setText(f"Show {min(hidden, WINDOW)} earlier messages "
+                                    f"({hidden} hidden)")
+        self.earlier_button.setVisible(hidden > 0)
+
+    def _make_widget(self, message: StoredMessage,
+                     info: tuple[int, list[int]] | None) -> MessageWidget:
+        widget = MessageWidget(message.role, message, info)
+        widget.branch_requested.connect(self.branch_requested)
+        widget.edit_requested.connect(self.edit_requested)
+        return widget
+
+    def _drop_all(self) -> None:
+        for _key, widget in self._widgets.values():
+            self._layout.removeWidget(widget)
+            widget.deleteLater()
+        self._widgets.clear()
+        self._order = []
+        self._clear_pending()
+        self.hide_notice()
+
+    # -- streaming ------------------------------------------------------------
+    def begin_stream(self, user_text: str | None) -> None:
+        """Show the user's words (if new) and an empty reply that fills as tokens come."""
+        self._clear_pending()
+        if user_text is not None:
+            self._append_pending(MessageWidget("user"))
+            self._pending[-1].set_text(user_text)
+        self.streaming = MessageWidget("assistant")
+        self.streaming.set_stats_line("generating…")
+        self._append_pending(self.streaming)
+        self._stream_parts = []
+        self._stick_to_bottom = True
+        self.hide_notice()
+
+    def append_delta(self, text: str) -> None:
+        self._stream_parts.append(text)
+        self._stream_dirty = True
+        if not self._render_timer.isActive():
+            self._render_timer.start()
+
+    def streamed_text(self) -> str:
+        return "".join(self._stream_parts)
+
+    @Slot()
+    def _render_stream(self) -> None:
+        if self.streaming is not None and self._stream_dirty:
+            self._stream_dirty = False
+            self._stream_parts = ["".join(self._stream_parts)]
+            self.streaming.set_text(self._stream_parts[0])
+
+    def end_stream(self) -> None:
+        self._render_timer.stop()
+        self._render_stream()
+        self.streaming = None
+
+    def _append_pending(self, widget: MessageWidget) -> None:
+        self._layout.insertWidget(1 + len(self._order) + len(self._pending), widget)
+        self._pending.append(widget)
+
+    def _clear_pending(self) -> None:
+        if self.streaming is not None:
+            self.end_stream()
+        for widget in self._pending:
+            self._layout.removeWidget(widget)
+            widget.deleteLater()
+        self._pending = []
+
+    # -- notices and scrolling ----------------------------------------------
+    def show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.show()
+        self._stick_to_bottom = True
+
+    def hide_notice(self) -> None:
+        self.notice.clear()
+        self.notice.hide()
+
+    @Slot(int, int)
+    def _on_range_changed(self, _low: int, high: int) -> None:
+        if self._stick_to_bottom:
+            self.verticalScrollBar().setValue(high)
+
+    @Slot(int)
+    def _on_scrolled(self, value: int) -> None:
+        self._stick_to_bottom = value >= self.verticalScrollBar().maximum() - 4

@@ -1,0 +1,373 @@
+"""The Chat pane: conversation list, message view, composer and chat settings.
+
+All generation goes through a GenerationWorker; the store is only read and
+written here for quick local SQLite operations.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from macllm_app.core.chat.export import export_json, export_markdown, write_export
+from macllm_app.core.chat.records import StoredMessage
+from macllm_app.core.chat.session import ChatSession
+from macllm_app.core.chat.store import ChatStore
+from macllm_app.core.engines.host import EngineHost
+from macllm_app.core.errors import EngineCrashed
+from macllm_app.core.settings import Settings
+from macllm_app.ui.engine import EngineController
+from macllm_app.ui.panes.chat.composer import Composer
+from macllm_app.ui.panes.chat.conversation_list import ConversationSidebar
+from macllm_app.ui.panes.chat.formatting import context_text
+from macllm_app.ui.panes.chat.message_view import MessageView
+from macllm_app.ui.panes.chat.settings_panel import ConversationSettingsPanel
+from macllm_app.ui.workers import FunctionWorker, GenerationAction, GenerationWorker
+
+log = logging.getLogger("macllm.ui.chat")
+
+
+class ChatPane(QWidget):
+    status_message = Signal(str)
+    streaming_changed = Signal(bool)
+    speed_changed = Signal(float)           # live tokens per second
+    token_received = Signal(str)
+    conversation_changed = Signal(object)   # conversation id or None
+    conversation_deleted = Signal(int, str)  # id, title (for the Undo toast)
+
+    def __init__(self, store: ChatStore, engine: EngineController,
+                 settings: Callable[[], Settings], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("chatPane")
+        self.store = store
+        self.engine = engine
+        self.settings = settings
+        self.conversation_id: int | None = None
+        self.worker: GenerationWorker | None = None
+        self._waiting_for_model: object | None = None
+        self._stream_conversation: int | None = None
+        self._stream_started = 0.0
+        self._deleted: list[int] = []
+        self._exports: list[FunctionWorker] = []
+
+        self.sidebar = ConversationSidebar(store)
+        self.view = MessageView()
+        self.composer = Composer()
+        self.settings_panel = ConversationSettingsPanel(settings().sampling)
+        self.settings_panel.hide()
+        self.title = QLabel("New chat")
+        self.title.setObjectName("chatTitle")
+        self.context_label = QLabel()
+        self.context_label.setObjectName("contextLabel")
+        self.dropped_note = QLabel()
+        self.dropped_note.setObjectName("droppedNote")
+        self.dropped_note.setWordWrap(True)
+        self.dropped_note.hide()
+        self.settings_button = QToolButton()
+        self.settings_button.setObjectName("toggleSettings")
+        self.settings_button.setText("Chat Settings")
+        self.settings_button.setCheckable(True)
+        self.settings_button.toggled.connect(self.settings_panel.setVisible)
+
+        header = QHBoxLayout()
+        header.setContentsMargins(20, 10, 12, 6)
+        header.addWidget(self.title, 1)
+        header.addWidget(self.context_label)
+        header.addWidget(self.settings_button)
+        center = QWidget()
+        center.setObjectName("chatCenter")
+        column = QVBoxLayout(center)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addLayout(header)
+        column.addWidget(self.view, 1)
+        column.addWidget(self.dropped_note)
+        column.addWidget(self.composer)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setObjectName("chatSplitter")
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(center)
+        splitter.addWidget(self.settings_panel)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([240, 700, 280])
+        splitter.setChildrenCollapsible(False)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+        self.sidebar.conversation_selected.connect(self.open_conversation)
+        self.sidebar.hit_activated.connect(self._open_hit)
+        self.sidebar.new_requested.connect(self.new_conversation)
+        self.sidebar.delete_requested.connect(self.delete_conversation)
+        self.composer.submitted.connect(self.send)
+        self.composer.edit_submitted.connect(self.edit_and_resend)
+        self.composer.stop_requested.connect(self.stop)
+        self.composer.regenerate_requested.connect(self.regenerate)
+        self.view.branch_requested.connect(self.switch_branch)
+        self.view.edit_requested.connect(self.composer.start_edit)
+        self.settings_panel.changed.connect(self._save_conversation_settings)
+
+    # -- conversations --------------------------------------------------------
+    @Slot()
+    def new_conversation(self) -> int:
+        defaults = self.settings()
+        conversation = self.store.create_conversation(
+            system_prompt=defaults.chat.system_prompt,
+            settings=defaults.sampling.model_dump())
+        self.sidebar.refresh(select=conversation.id)
+        self.open_conversation(conversation.id)
+        self.composer.edit.setFocus()
+        return conversation.id
+
+    @Slot(int)
+    def open_conversation(self, conversation_id: int | None,
+                          message_id: int | None = None) -> None:
+        if conversation_id is not None:
+            try:
+                self.store.get_conversation(conversation_id)
+            except KeyError:
+                conversation_id = None
+        changed = conversation_id != self.conversation_id
+        self.conversation_id = conversation_id
+        if changed:
+            self.composer.cancel_edit()
+            self.sidebar.refresh(select=conversation_id)
+            self.conversation_changed.emit(conversation_id)
+        self.refresh_messages()
+        if message_id is not None:
+            self.view.reveal(message_id)
+
+    @Slot(int, object)
+    def _open_hit(self, conversation_id: int, message_id: object) -> None:
+        self.open_conversation(conversation_id,
+                               message_id if isinstance(message_id, int) else None)
+
+    def refresh_messages(self) -> None:
+        conversation_id = self.conversation_id
+        conversation = (self.store.get_conversation(conversation_id)
+                        if conversation_id is not None else None)
+        path = self.store.active_path(conversation_id) if conversation_id is not None else []
+        self.view.set_messages(conversation_id, path, self._siblings)
+        self.title.setText(conversation.title if conversation else "New chat")
+        if self.settings_panel.conversation_id != conversation_id:
+            self.settings_panel.show_conversation(conversation)
+        self._show_context(path)
+        self.composer.set_can_regenerate(bool(path) and not self.is_streaming())
+        if self._is_streaming_here():
+            self.view.begin_stream(None)
+
+    def _siblings(self, message: StoredMessage) -> tuple[int, list[int]] | None:
+        siblings = self.store.siblings(message.id)
+        if len(siblings) < 2:
+            return None
+        ids = [m.id for m in siblings]
+        return ids.index(message.id), ids
+
+    def _show_context(self, path: list[StoredMessage]) -> None:
+        stats = next((m.stats for m in reversed(path) if m.stats), None)
+        label, note = context_text(stats)
+        self.context_label.setText(label)
+        self.dropped_note.setText(note)
+        self.dropped_note.setVisible(bool(note))
+
+    @Slot(int)
+    def switch_branch(self, message_id: int) -> None:
+        if self.is_streaming():
+            return
+        self.store.switch_branch(message_id)
+        self.refresh_messages()
+
+    @Slot(int)
+    def delete_conversation(self, conversation_id: int) -> None:
+        if self.is_streaming() and self._stream_conversation == conversation_id:
+            self.status_message.emit("Stop the reply before deleting this chat.")
+            return
+        title = self.store.get_conversation(conversation_id).title
+        self.store.delete_conversation(conversation_id)
+        self._deleted.append(conversation_id)
+        self.sidebar.refresh()
+        if conversation_id == self.conversation_id:
+            remaining = self.store.list_conversations()
+            self.open_conversation(remaining[0].id if remaining else None)
+        self.conversation_deleted.emit(conversation_id, title)
+
+    def can_undo_delete(self) -> bool:
+        return bool(self._deleted)
+
+    @Slot()
+    def undo_delete(self) -> int | None:
+        if not self._deleted:
+            return None
+        conversation_id = self._deleted.pop()
+        self.store.restore_conversation(conversation_id)
+        self.sidebar.refresh(select=conversation_id)
+        self.open_conversation(conversation_id)
+        self.status_message.emit("Chat restored.")
+        return conversation_id
+
+    @Slot(int, str, dict)
+    def _save_conversation_settings(self, conversation_id: int, system_prompt: str,
+                                    sampling: dict[str, object]) -> None:
+        self.store.update_conversation(conversation_id, system_prompt=system_prompt,
+                                       settings=sampling)
+
+    # -- generation -----------------------------------------------------------
+    def is_streaming(self) -> bool:
+        return self.worker is not None or self._waiting_for_model is not None
+
+    def _is_streaming_here(self) -> bool:
+        return self.is_streaming() and self._stream_conversation == self.conversation_id
+
+    @Slot(str)
+    def send(self, text: str) -> None:
+        if self.is_streaming() or not text.strip():
+            return
+        if self.conversation_id is None:
+            self.new_conversation()
+        self._generate("send", text=text)
+
+    @Slot()
+    def regenerate(self) -> None:
+        if (not self.is_streaming() and self.conversation_id is not None
+                and self.store.active_path(self.conversation_id)):
+            self._generate("regenerate")
+
+    @Slot(int, str)
+    def edit_and_resend(self, message_id: int, text: str) -> None:
+        if not self.is_streaming() and self.conversation_id is not None:
+            self._generate("edit", text=text, message_id=message_id)
+
+    @Slot()
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.status_message.emit("Stopping…")
+        elif self._waiting_for_model is not None:
+            self._waiting_for_model = None
+            self._finish_generation(status="Cancelled before the model was ready.")
+
+    def _generate(self, action: GenerationAction, text: str = "",
+                  message_id: int | None = None) -> None:
+        assert self.conversation_id is not None
+        self.settings_panel.save_now()
+        conversation_id = self.conversation_id
+        self._stream_conversation = conversation_id
+        self.view.begin_stream(text if action != "regenerate" else None)
+        self.composer.set_streaming(True)
+        self.composer.set_can_regenerate(False)
+        self.streaming_changed.emit(True)
+        ticket = object()
+        self._waiting_for_model = ticket  # a second send is refused while the model loads
+
+        def ready(host: EngineHost) -> None:
+            if self._waiting_for_model is not ticket:
+                return  # stopped while the model was loading
+            self._waiting_for_model = None
+            worker = GenerationWorker(
+                host, lambda: ChatSession(self.store, host, conversation_id), action,
+                text, message_id)
+            worker.token.connect(self._on_token)
+            worker.finished.connect(self._on_generation_finished)
+            worker.cancelled.connect(self._on_generation_cancelled)
+            worker.failed.connect(self._on_generation_failed)
+            self.worker = worker
+            self._stream_started = time.perf_counter()
+            worker.start()
+
+        def failed(message: str) -> None:
+            if self._waiting_for_model is ticket:
+                self._waiting_for_model = None
+                self._finish_generation(f"The model could not be loaded: {message}")
+
+        self.engine.when_ready(ready, failed)
+
+    @Slot(str)
+    def _on_token(self, text: str) -> None:
+        if self.sender() is not self.worker:
+            return
+        if self._is_streaming_here():
+            self.view.append_delta(text)
+        self.token_received.emit(text)
+        worker = self.worker
+        elapsed = time.perf_counter() - self._stream_started
+        if worker is not None and elapsed > 0:
+            self.speed_changed.emit(worker.tokens_seen / elapsed)
+
+    @Slot(object)
+    def _on_generation_finished(self, _stats: object) -> None:
+        self._finish_generation()
+
+    @Slot()
+    def _on_generation_cancelled(self) -> None:
+        self._finish_generation(status="Reply stopped.")
+
+    @Slot(str)
+    def _on_generation_failed(self, message: str) -> None:
+        worker = self.worker
+        if worker is not None and isinstance(worker.error, EngineCrashed):
+            self.engine.report_crash(message)
+        self._finish_generation(message)
+
+    def _finish_generation(self, notice: str | None = None, status: str = "") -> None:
+        self.worker = None
+        self.view.end_stream()
+        self.composer.set_streaming(False)
+        self.streaming_changed.emit(False)
+        self.sidebar.refresh(select=self.conversation_id)
+        self.refresh_messages()
+        if notice:
+            self.view.show_notice(notice)
+            self.status_message.emit(notice)
+        elif status:
+            self.status_message.emit(status)
+
+    # -- export -----------------------------------------------------------------
+    def export(self, kind: str, path: str | None = None) -> FunctionWorker | None:
+        """Ask for a file name (unless given) and write the open chat there in a worker."""
+        conversation_id = self.conversation_id
+        if conversation_id is None:
+            return None
+        suffix = ".md" if kind == "markdown" else ".json"
+        if path is None:
+            title = self.store.get_conversation(conversation_id).title
+            safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip()
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export chat", str(Path.home() / f"{safe or 'chat'}{suffix}"),
+                "Markdown (*.md)" if kind == "markdown" else "JSON (*.json)")
+            if not path:
+                return None
+        render = export_markdown if kind == "markdown" else export_json
+
+        def write(target: str) -> str:
+            write_export(target, render(self.store, conversation_id))
+            return target
+
+        worker = FunctionWorker(write, path)
+        worker.finished.connect(self._on_exported)
+        worker.failed.connect(self._on_export_failed)
+        self._exports.append(worker)
+        worker.start()
+        return worker
+
+    @Slot(object)
+    def _on_exported(self, path: object) -> None:
+        self._exports = [w for w in self._exports if w.outcome == "running"]
+        self.status_message.emit(f"Exported to {path}")
+
+    @Slot(str)
+    def _on_export_failed(self, message: str) -> None:
+        self._exports = [w for w in self._exports if w.outcome == "running"]
+        self.status_message.emit(f"Export failed: {message}")

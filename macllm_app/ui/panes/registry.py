@@ -1,0 +1,54 @@
+"""Panes the sidebar can switch between. A new pane (Library, ...) adds one PaneSpec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import QWidget
+
+from macllm_app.core.chat.store import ChatStore
+from macllm_app.core.settings import Settings
+from macllm_app.ui.actions import ActionRegistry
+from macllm_app.ui.engine import EngineController
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """What a pane may use; passed explicitly (no global app object)."""
+
+    store: ChatStore
+    engine: EngineController
+    settings: Callable[[], Settings]
+    actions: ActionRegistry
+    status: Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PaneSpec:
+    id: str
+    title: str
+    glyph: str
+    factory: Callable[[AppContext], QWidget]
+    shortcut: str = ""
+
+
+def _chat(context: AppContext) -> QWidget:
+    from macllm_app.ui.panes.chat.actions import bind_chat_actions
+    from macllm_app.ui.panes.chat.pane import ChatPane
+
+    pane = ChatPane(context.store, context.engine, context.settings)
+    bind_chat_actions(pane, context.actions)
+    pane.status_message.connect(context.status)
+    return pane
+
+
+PANES: list[PaneSpec] = [
+    PaneSpec("chat", "Chat", "💬", _chat, "Ctrl+1"),
+]
+
+
+def register_pane(spec: PaneSpec) -> None:
+    if any(p.id == spec.id for p in PANES):
+        raise ValueError(f"pane {spec.id!r} registered twice")
+    PANES.append(spec)
