@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macllm_app.core.library.ggml_types import TENSOR_TYPES, tensor_nbytes
+from macllm_app.core.library.ggml_types import FILE_TYPES, TENSOR_TYPES, tensor_nbytes
 
 T_UINT32, T_INT32, T_FLOAT32, T_BOOL, T_STRING, T_ARRAY, T_UINT64 = 4, 5, 6, 7, 8, 9, 10
 _FMT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<B",
@@ -22,11 +22,16 @@ def gguf_value(type_id: int, value: object) -> bytes:
     if type_id == T_STRING:
         assert isinstance(value, str | bytes)
         return gguf_string(value)
+    if type_id == T_ARRAY and isinstance(value, bytes):  # hand-written (invalid) arrays
+        return value
     if type_id == T_ARRAY:
         assert isinstance(value, tuple)
         elem, items = value
         body = b"".join(gguf_value(elem, v) for v in items)
         return struct.pack("<IQ", elem, len(items)) + body
+    if type_id not in _FMT:  # an invalid type, written as given
+        assert isinstance(value, bytes)
+        return value
     return struct.pack(_FMT[type_id], value)
 
 
@@ -40,15 +45,20 @@ class TinyGGUF:
     tensors: list[tuple[str, tuple[int, ...], int]] = field(default_factory=list)
     alignment: int = 32
     version: int = 3
+    offset_override: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def llama(cls, n_layers: int = 2, emb: int = 64, ftype_id: int = 2, **kw: object) -> TinyGGUF:
+    def llama(cls, n_layers: int = 2, emb: int = 64, quant: str = "Q4_0",
+              **kw: object) -> TinyGGUF:
+        """A llama-shaped model whose 2-D weights are `quant` (a ggml type name)."""
         model = cls(**kw)  # type: ignore[arg-type]
+        ftype_id = type_id(quant)
+        file_type = next(i for i, n in FILE_TYPES.items() if n == quant.replace("Q4_K", "Q4_K_M"))
         a = model.arch
         model.kv = [
             ("general.architecture", T_STRING, a),
             ("general.name", T_STRING, model.name),
-            ("general.file_type", T_UINT32, ftype_id),
+            ("general.file_type", T_UINT32, file_type),
             (f"{a}.block_count", T_UINT32, n_layers),
             (f"{a}.context_length", T_UINT32, 2048),
             (f"{a}.embedding_length", T_UINT32, emb),
@@ -75,8 +85,9 @@ class TinyGGUF:
         for name, dims, type_id in self.tensors:
             out += gguf_string(name) + struct.pack("<I", len(dims))
             out += b"".join(struct.pack("<Q", d) for d in dims)
-            out += struct.pack("<IQ", type_id, offset)
-            offset += -(-tensor_nbytes(type_id, dims) // self.alignment) * self.alignment
+            out += struct.pack("<IQ", type_id, self.offset_override.get(name, offset))
+            nbytes = tensor_nbytes(type_id, dims) if type_id in TENSOR_TYPES else 0
+            offset += -(-nbytes // self.alignment) * self.alignment
         out += b"\0" * (-len(out) % self.alignment)
         return bytes(out), offset
 
