@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -76,9 +76,12 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(pane)
             button = QToolButton()
             button.setObjectName(f"pane.{spec.id}")
-            button.setText(f"{spec.glyph}\n{spec.title}")
+            button.setText(spec.title)
+            button.setIcon(spec.icon())
+            button.setIconSize(QSize(22, 22))
+            button.setToolTip(spec.title)
             button.setCheckable(True)
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
             button.setFixedSize(56, 52)
             button.clicked.connect(lambda _c=False, pane_id=spec.id: self.show_pane(pane_id))
             self._pane_buttons.addButton(button)

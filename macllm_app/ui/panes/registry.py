@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QWidget
 
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.settings import Settings
 from macllm_app.ui.actions import ActionRegistry
 from macllm_app.ui.engine import EngineController
+from macllm_app.ui.icons import chat_icon
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,7 @@ class AppContext:
 class PaneSpec:
     id: str
     title: str
-    glyph: str
+    icon: Callable[[], QIcon]
     factory: Callable[[AppContext], QWidget]
     shortcut: str = ""
 
@@ -44,7 +46,7 @@ def _chat(context: AppContext) -> QWidget:
 
 
 PANES: list[PaneSpec] = [
-    PaneSpec("chat", "Chat", "💬", _chat, "Ctrl+1"),
+    PaneSpec("chat", "Chat", chat_icon, _chat, "Ctrl+1"),
 ]
 
 

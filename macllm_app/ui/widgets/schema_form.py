@@ -81,6 +81,7 @@ class SchemaForm(QWidget):
         data = values.model_dump() if isinstance(values, BaseModel) else dict(values)
         self._editors: dict[str, tuple[QWidget, Any, bool]] = {}
         layout = QFormLayout(self)
+        self.form_layout = layout
         layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         for name, info in group.model_fields.items():
             if fields is not None and name not in fields:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 MAX_LINES = 8
+PADDING = 16  # the style sheet's vertical padding and border
 
 
 class PromptEdit(QPlainTextEdit):
@@ -47,10 +48,12 @@ class PromptEdit(QPlainTextEdit):
     @Slot()
     def _fit(self) -> None:
         line = self.fontMetrics().lineSpacing()
-        lines = max(1, min(MAX_LINES, int(self.document().size().height())))
-        margins = self.contentsMargins()
-        frame = int(self.document().documentMargin() * 2) + margins.top() + margins.bottom()
-        self.setFixedHeight(lines * line + frame + 4)
+        wanted = max(1, int(self.document().size().height()))
+        lines = min(MAX_LINES, wanted)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded if wanted > MAX_LINES
+                                        else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        chrome = int(self.document().documentMargin() * 2) + 2 * self.frameWidth()
+        self.setFixedHeight(lines * line + chrome + PADDING)
 
 
 class Composer(QFrame):

@@ -119,6 +119,9 @@ class ConversationSidebar(QWidget):
         self.list = QListView()
         self.list.setObjectName("conversationList")
         self.list.setModel(self.model)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setUniformItemSizes(True)
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed
                                   | QAbstractItemView.EditTrigger.DoubleClicked)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -127,6 +130,8 @@ class ConversationSidebar(QWidget):
 
         self.results = QListWidget()
         self.results.setObjectName("searchResults")
+        self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.results.setWordWrap(True)
         self.results.itemClicked.connect(self._on_hit)
         self.results.itemActivated.connect(self._on_hit)
 

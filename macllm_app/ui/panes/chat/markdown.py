@@ -19,7 +19,7 @@ from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 CODE_BACKGROUND = "#f4f5f7"
-CODE_BORDER = "#e1e3e8"
+CODE_HEADER = "#e9ebef"
 LINK_COLOR = "#0a63d1"
 MONO = "Menlo, 'SF Mono', 'DejaVu Sans Mono', monospace"
 
@@ -63,16 +63,17 @@ def _fence(_renderer: Any, tokens: list[Token], idx: int, _options: Any, env: An
     index = len(blocks)
     blocks.append(code.rstrip("\n"))
     label = html.escape(language) if language else "code"
+    head = f"background-color:{CODE_HEADER}; padding: 5px 10px; font-size: small;"
     return (
-        f'<table width="100%" cellspacing="0" cellpadding="8" '
-        f'style="background-color:{CODE_BACKGROUND}; border: 1px solid {CODE_BORDER};'
-        f' margin-top: 4px; margin-bottom: 8px;">'
-        f'<tr><td style="color:#6b7280; font-size: small;">{label}</td>'
-        f'<td align="right" style="font-size: small;">'
+        f'<table width="100%" cellspacing="0" cellpadding="0" border="0" '
+        f'style="background-color:{CODE_BACKGROUND}; margin-top: 6px; margin-bottom: 10px;">'
+        f'<tr><td style="{head} color:#6b7280;">{label}</td>'
+        f'<td align="right" style="{head}">'
         f'<a href="copy:{index}" style="color:{LINK_COLOR}; text-decoration:none;">'
         f"Copy</a></td></tr>"
-        f'<tr><td colspan="2"><pre style="font-family:{MONO}; white-space: pre-wrap;'
-        f' margin: 0;">{_highlight(code, language)}</pre></td></tr></table>\n'
+        f'<tr><td colspan="2" style="padding: 8px 10px;"><pre style="font-family:{MONO};'
+        f' white-space: pre-wrap; margin: 0;">{_highlight(code, language)}</pre></td></tr>'
+        f"</table>\n"
     )
 
 

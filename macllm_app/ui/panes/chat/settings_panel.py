@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget
 
 from macllm_app.core.chat.records import Conversation
@@ -23,6 +23,7 @@ class ConversationSettingsPanel(QScrollArea):
         super().__init__(parent)
         self.setObjectName("conversationSettings")
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMinimumWidth(260)
         self.defaults = defaults
         self.conversation_id: int | None = None
@@ -59,6 +60,7 @@ class ConversationSettingsPanel(QScrollArea):
             self._layout.removeWidget(self.form)
             self.form.deleteLater()
         self.form = SchemaForm(SamplingSettings, values)
+        self.form.form_layout.setContentsMargins(0, 8, 0, 0)
         self.form.changed.connect(self._schedule_save)
         self._layout.insertWidget(3, self.form)
         self.setEnabled(conversation is not None)
