@@ -113,7 +113,7 @@ def _same_length_pair(items: list[tuple[int, bytes]], rng: random.Random) -> Mut
     return Mutation("duplicate", ((off_b + 8, a),), 0)
 
 
-def _mutate(m: FieldMap, kind: str, rng: random.Random) -> Mutation:  # noqa: C901
+def _mutate(m: FieldMap, kind: str, rng: random.Random) -> Mutation:
     size = m.file_size
     pick = lambda name: rng.choice(m.fields[name])  # noqa: E731
     if kind == "truncate":

@@ -68,7 +68,8 @@ class TinyGGUF:
             ("tokenizer.ggml.tokens", T_ARRAY, (T_STRING, ("<s>", "a", "b", "c"))),
             ("tokenizer.chat_template", T_STRING, "{{ messages }}"),
         ]
-        model.tensors = [("token_embd.weight", (emb, 4), ftype_id), ("output_norm.weight", (emb,), 0)]
+        model.tensors = [("token_embd.weight", (emb, 4), ftype_id),
+                         ("output_norm.weight", (emb,), 0)]
         for i in range(n_layers):
             model.tensors.append((f"blk.{i}.attn_q.weight", (emb, emb), ftype_id))
         return model

@@ -138,6 +138,8 @@ class Catalogue:
             for raw in data["entries"]:
                 if raw["path"] == str(path):
                     raw.update(metadata=meta.to_dict(), size_bytes=meta.size_bytes)
+                    if extra:
+                        raw["extra"] = {**raw.get("extra", {}), **extra}
                     return LibraryEntry(**raw)
             taken = {e["id"] for e in data["entries"]}
             base = slugify(name or (path.stem if meta.format == "gguf" else path.name))

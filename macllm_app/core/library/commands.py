@@ -56,16 +56,14 @@ def list_models(scan_stores: bool = True) -> list[dict[str, Any]]:
     return [_entry_dict(e) for e in Catalogue().entries()]
 
 
-def resolve_model(model: str) -> dict[str, Any]:
-    """`--model ID|PATH` -> the library entry, or the validated metadata of a path."""
+def resolve_model(model: str) -> str:
+    """`--model ID|PATH` -> the model's path (a library id first, then a path that exists)."""
     entry = Catalogue().get(model)
     if entry is not None:
-        return _entry_dict(entry)
+        return entry.path
     path = Path(model).expanduser()
     if path.exists():
-        meta = inspect(str(path))
-        return {"id": None, "name": meta["name"], "path": str(path.absolute()),
-                "format": meta["format"], "engines": meta["engines"]}
+        return str(path.absolute())
     raise UserError(f"No model with id or path {model!r} (see `macllm models list`).")
 
 
