@@ -19,7 +19,7 @@ import pytest
 from macllm_app.core.chat.session import ChatSession
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.engines.types import Finished, TextDelta
-from macllm_app.core.errors import EngineCrashed
+from macllm_app.core.errors import EngineCrashed, EngineError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -206,3 +206,17 @@ def test_killed_host_raises_and_stores_the_partial_reply_as_interrupted(
         assert reply.error is not None and "SIGKILL" in reply.error
     finally:
         llama_host.load(llama_host.config)  # the host is shared by the test session
+
+
+@pytest.mark.llamacpp
+def test_engine_error_stores_the_reply_as_error_and_keeps_the_message(
+        store: ChatStore, llama_host: Any) -> None:
+    session = _session(store, llama_host, max_tokens=16)
+    too_long = "word " * 5000
+    with pytest.raises(EngineError, match="too long"):
+        list(session.send(too_long))
+    user, reply = store.active_path(session.conversation_id)
+    assert user.content == too_long
+    assert (reply.status, reply.content) == ("error", "")
+    assert reply.error is not None and "too long" in reply.error
+    assert llama_host.is_alive()
