@@ -101,6 +101,14 @@ def test_database_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> N
     conn.close()
 
 
+def test_a_file_that_is_not_a_database_is_a_user_error(tmp_path: Path) -> None:
+    path = tmp_path / "chats.sqlite3"
+    path.write_bytes(b"this is not sqlite " * 100)
+    with pytest.raises(UserError, match="cannot be opened"):
+        ChatStore(path)
+    assert path.read_bytes() == b"this is not sqlite " * 100
+
+
 def test_conversation_crud_and_ordering(store: ChatStore) -> None:
     first = store.create_conversation()
     second = store.create_conversation("Recipes", system_prompt="You are a chef.",

@@ -44,6 +44,7 @@ from macllm_app.core.chat.records import (
 from macllm_app.core.chat.schema import migrate
 from macllm_app.core.chat.search import SearchHit
 from macllm_app.core.engines.types import Role
+from macllm_app.core.errors import UserError
 
 __all__ = ["ACTIVE_LEAF", "DEFAULT_TITLE", "ChatStore", "Conversation", "MessageStatus",
            "ReplyOutcome", "SearchHit", "StoredMessage"]
@@ -70,6 +71,9 @@ class ChatStore:
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             migrate(self._conn)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise UserError(f"The chats database {self.path} cannot be opened ({exc}).") from exc
         except BaseException:
             self._conn.close()
             raise
