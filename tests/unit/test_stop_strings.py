@@ -52,3 +52,18 @@ def test_finish_flushes_or_matches() -> None:
     matcher = StopMatcher(["<end>"])
     assert matcher.feed("x <en") == "x "
     assert matcher.finish("") == ("<en", False)
+
+
+def test_matches_a_whole_text_search_for_random_splits() -> None:
+    import random
+
+    rng = random.Random(7)
+    stops = ["ab", "bca", "c"]
+    for _ in range(500):
+        full = "".join(rng.choice("abxy ") for _ in range(rng.randint(0, 20)))
+        cuts = sorted(rng.sample(range(len(full) + 1), k=min(3, len(full) + 1)))
+        pieces = [full[i:j] for i, j in zip([0, *cuts], [*cuts, len(full)], strict=True)]
+        out, stopped = run(stops, pieces)
+        hits = [full.find(s) for s in stops if s in full]
+        assert stopped == bool(hits)
+        assert "".join(out) == (full[: min(hits)] if hits else full)

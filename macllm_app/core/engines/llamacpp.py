@@ -7,8 +7,6 @@ Python cost per token stays at a few microseconds.
 
 from __future__ import annotations
 
-import codecs
-import ctypes
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -30,6 +28,7 @@ from macllm_app.core.engines.llamacpp_native import (
     token_text,
     tokenize,
 )
+from macllm_app.core.engines.llamacpp_pieces import END_OF_GENERATION, StreamText, TokenPieces
 from macllm_app.core.engines.stop_strings import StopMatcher
 from macllm_app.core.engines.types import (
     Event,
@@ -45,7 +44,6 @@ from macllm_app.core.engines.types import (
 from macllm_app.core.errors import EngineError
 from macllm_app.core.hardware.memory import peak_rss_bytes
 
-PIECE_BUFFER_BYTES = 256
 _DECODE_NO_KV_SLOT = 1
 
 
@@ -67,7 +65,7 @@ class LlamaCppEngine:
         self._bos_text = ""
         self._add_bos = False
         self._cached: list[int] = []  # tokens whose keys/values are in the context
-        self._piece = ctypes.create_string_buffer(PIECE_BUFFER_BYTES)
+        self._pieces: TokenPieces | None = None
         self._one_token = (lc.llama_token * 1)()
         self._one_batch = lc.llama_batch_get_one(self._one_token, 1)
         self._progress_handle: Any = None
@@ -99,6 +97,7 @@ class LlamaCppEngine:
         model = self._model
         self._vocab = lc.llama_model_get_vocab(model)
         self._n_vocab = lc.llama_vocab_n_tokens(self._vocab)
+        self._pieces = TokenPieces(self._vocab, self._n_vocab)
 
         progress(0.95, "Creating the context")
         threads = config.n_threads or physical_cores()
@@ -167,7 +166,7 @@ class LlamaCppEngine:
         if self._model:
             lc.llama_model_free(self._model)
         self._ctx = self._model = self._vocab = self._memory = None
-        self._info = self._template = None
+        self._info = self._template = self._pieces = None
         self._cached = []
 
     def count_tokens(self, text: str) -> int:
@@ -285,22 +284,27 @@ class LlamaCppEngine:
     def _decode_loop(self, sampler: Any, max_tokens: int, stop: Sequence[str],
                      should_stop: StopCheck, stats: _Counters) -> Iterator[TextDelta]:
         """Sample, detokenize and feed back one token at a time (the hot loop)."""
+        assert self._pieces is not None
         sample, decode = lc.llama_sampler_sample, lc.llama_decode
-        is_eog, to_piece = lc.llama_vocab_is_eog, lc.llama_token_to_piece
-        ctx, vocab, batch, slot = self._ctx, self._vocab, self._one_batch, self._one_token
-        piece, piece_size = self._piece, PIECE_BUFFER_BYTES
-        utf8 = codecs.getincrementaldecoder("utf-8")("replace").decode
+        ctx, batch, slot = self._ctx, self._one_batch, self._one_token
+        entries, lookup = self._pieces.entries, self._pieces.lookup
+        stream_text = StreamText()
         stops = StopMatcher(stop) if stop else None
         cached, n_ctx, clock = self._cached, self._n_ctx, time.perf_counter
         generated = 0
         finish: FinishReason = "length"
         while generated < max_tokens:
             token = sample(sampler, ctx, -1)
-            if is_eog(vocab, token):
+            entry = entries[token]
+            if entry is None:
+                entry = lookup(token)
+            if entry is END_OF_GENERATION:
                 finish = "stop"
                 break
-            n = to_piece(vocab, token, piece, piece_size, 0, False)
-            text = utf8(piece.raw[:n] if n >= 0 else self._long_piece(token))
+            if type(entry) is str and not stream_text.partial:
+                text = entry
+            else:
+                text = stream_text.feed(entry)
             generated += 1
             stats.last = clock()
             if generated == 1:
@@ -327,20 +331,13 @@ class LlamaCppEngine:
                 raise EngineError(f"llama.cpp failed while generating (error {code}).")
             cached.append(token)
         stats.finish = finish
-        tail = utf8(b"", True)
+        tail = stream_text.close()
         if stops is not None and not stops.stopped:
             tail, matched = stops.finish(tail)
             if matched:
                 stats.finish = "stop"
         if tail:
             yield TextDelta(tail, ())
-
-    def _long_piece(self, token: int) -> bytes:
-        size = -lc.llama_token_to_piece(self._vocab, token, self._piece, PIECE_BUFFER_BYTES,
-                                        0, False)
-        buf = ctypes.create_string_buffer(size)
-        n = lc.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
-        return buf.raw[:n]
 
 
 class _Counters:

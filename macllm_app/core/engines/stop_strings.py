@@ -13,11 +13,12 @@ class StopMatcher:
     never emitted.
     """
 
-    __slots__ = ("_held", "_max_len", "_stops", "stopped")
+    __slots__ = ("_firsts", "_held", "_max_len", "_stops", "stopped")
 
     def __init__(self, stops: Sequence[str]) -> None:
         self._stops = tuple(s for s in stops if s)
         self._max_len = max((len(s) for s in self._stops), default=0)
+        self._firsts = frozenset(s[0] for s in self._stops)
         self._held = ""
         self.stopped = False
 
@@ -53,6 +54,9 @@ class StopMatcher:
 
     def _partial_suffix(self, text: str) -> int:
         """Length of the longest suffix of `text` that is a proper prefix of a stop."""
+        window = text[1 - self._max_len:] if self._max_len > 1 else ""
+        if not any(first in window for first in self._firsts):
+            return 0
         for size in range(min(len(text), self._max_len - 1), 0, -1):
             tail = text[-size:]
             if any(stop.startswith(tail) for stop in self._stops):
