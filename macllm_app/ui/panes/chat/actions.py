@@ -23,8 +23,7 @@ def bind_chat_actions(pane: ChatPane, actions: ActionRegistry) -> None:
         streaming = pane.is_streaming()
         has_chat = pane.conversation_id is not None
         actions.set_enabled("chat.stop", streaming)
-        actions.set_enabled("chat.regenerate", has_chat and not streaming
-                            and pane.composer.regenerate_button.isEnabled())
+        actions.set_enabled("chat.regenerate", pane.can_regenerate())
         actions.set_enabled("chat.export_markdown", has_chat)
         actions.set_enabled("chat.export_json", has_chat)
         actions.set_enabled("chat.undo_delete", pane.can_undo_delete())

@@ -58,6 +58,7 @@ class ChatPane(QWidget):
         self.conversation_id: int | None = None
         self.worker: GenerationWorker | None = None
         self._waiting_for_model: object | None = None
+        self._has_messages = False
         self._stream_conversation: int | None = None
         self._stream_started = 0.0
         self._deleted: list[int] = []
@@ -165,7 +166,8 @@ class ChatPane(QWidget):
         if self.settings_panel.conversation_id != conversation_id:
             self.settings_panel.show_conversation(conversation)
         self._show_context(path)
-        self.composer.set_can_regenerate(bool(path) and not self.is_streaming())
+        self._has_messages = bool(path)
+        self.composer.set_can_regenerate(self.can_regenerate())
         if self._is_streaming_here():
             self.view.begin_stream(None)
 
@@ -225,6 +227,9 @@ class ChatPane(QWidget):
                                        settings=sampling)
 
     # -- generation -----------------------------------------------------------
+    def can_regenerate(self) -> bool:
+        return self._has_messages and not self.is_streaming()
+
     def is_streaming(self) -> bool:
         return self.worker is not None or self._waiting_for_model is not None
 
@@ -265,12 +270,12 @@ class ChatPane(QWidget):
         self.settings_panel.save_now()
         conversation_id = self.conversation_id
         self._stream_conversation = conversation_id
+        ticket = object()
+        self._waiting_for_model = ticket  # a second send is refused while the model loads
         self.view.begin_stream(text if action != "regenerate" else None)
         self.composer.set_streaming(True)
         self.composer.set_can_regenerate(False)
         self.streaming_changed.emit(True)
-        ticket = object()
-        self._waiting_for_model = ticket  # a second send is refused while the model loads
 
         def ready(host: EngineHost) -> None:
             if self._waiting_for_model is not ticket:
@@ -325,7 +330,6 @@ class ChatPane(QWidget):
         self.worker = None
         self.view.end_stream()
         self.composer.set_streaming(False)
-        self.streaming_changed.emit(False)
         self.sidebar.refresh(select=self.conversation_id)
         self.refresh_messages()
         if notice:
@@ -333,6 +337,7 @@ class ChatPane(QWidget):
             self.status_message.emit(notice)
         elif status:
             self.status_message.emit(status)
+        self.streaming_changed.emit(False)
 
     # -- export -----------------------------------------------------------------
     def export(self, kind: str, path: str | None = None) -> FunctionWorker | None:

@@ -1,0 +1,131 @@
+"""The chat pane with the real engine host and the bundled model (no mocked engine)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.gui.conftest import send_and_wait, wait_loaded
+
+pytestmark = [pytest.mark.gui, pytest.mark.llamacpp, pytest.mark.slow]
+
+
+def _set_max_tokens(pane: Any, max_tokens: int) -> None:
+    """Conversations keep their own sampling; change this one's reply length."""
+    if pane.conversation_id is None:
+        pane.new_conversation()
+    settings = pane.store.get_conversation(pane.conversation_id).settings
+    pane.store.update_conversation(pane.conversation_id,
+                                   settings={**settings, "max_tokens": max_tokens})
+
+
+def _last_reply(pane: Any) -> Any:
+    path = pane.store.active_path(pane.conversation_id)
+    assert path and path[-1].role == "assistant"
+    return path[-1]
+
+
+def test_send_streams_reply_into_view_and_store(qtbot: Any, window: Any) -> None:
+    pane = window.chat
+    wait_loaded(qtbot, window)
+    assert window.status.model_label.text().startswith("SmolLM2")
+    assert window.status.device_label.text() == "CPU"
+    tokens: list[str] = []
+    pane.token_received.connect(tokens.append)
+    send_and_wait(qtbot, pane, "Say hello.")
+    assert tokens, "no token was streamed"
+    reply = _last_reply(pane)
+    assert reply.status == "complete"
+    assert reply.content.strip()
+    assert reply.content == "".join(tokens)
+    assert reply.stats and reply.stats["generated_tokens"] > 0
+    widgets = pane.view.message_widgets()
+    assert [w.role for w in widgets] == ["user", "assistant"]
+    assert widgets[-1].text == reply.content
+    assert "tok/s" in widgets[-1].footer.text()
+    assert pane.context_label.text().endswith("/ 2,048 tokens")
+    assert pane.sidebar.model.rowCount() == 1
+    assert pane.title.text() == "Say hello."
+
+
+def test_stop_mid_stream_stores_cancelled_reply(qtbot: Any, window: Any) -> None:
+    pane = window.chat
+    _set_max_tokens(pane, 400)
+    wait_loaded(qtbot, window)
+    with qtbot.waitSignal(pane.token_received, timeout=60_000):
+        pane.send("Write a very long story about a dragon who learns to cook.")
+    assert window.action_registry["chat.stop"].isEnabled()
+    with qtbot.waitSignal(pane.streaming_changed, timeout=30_000):
+        qtbot.keyClick(pane.composer.edit, Qt.Key.Key_Escape)
+    reply = _last_reply(pane)
+    assert reply.status == "cancelled"
+    assert pane.view.message_widgets()[-1].footer.text().startswith("CANCELLED")
+    assert window.engine.is_ready(), "a cooperative stop keeps the model loaded"
+
+
+def test_regenerate_adds_sibling_and_switcher(qtbot: Any, window: Any) -> None:
+    pane = window.chat
+    send_and_wait(qtbot, pane, "Name a colour.")
+    first = _last_reply(pane)
+    with qtbot.waitSignal(pane.streaming_changed, timeout=180_000,
+                          check_params_cb=lambda streaming: streaming is False):
+        window.action_registry["chat.regenerate"].trigger()
+    second = _last_reply(pane)
+    assert second.id != first.id
+    assert [m.id for m in pane.store.siblings(second.id)] == [first.id, second.id]
+    widget = pane.view.message_widgets()[-1]
+    assert widget.branch_label is not None and widget.branch_label.text() == "2/2"
+    qtbot.mouseClick(widget.findChild(type(widget.copy_button), "branchPrevious"),
+                     Qt.MouseButton.LeftButton)
+    assert _last_reply(pane).id == first.id
+    assert pane.view.message_widgets()[-1].branch_label.text() == "1/2"
+
+
+def test_edit_and_resend_keeps_old_branch(qtbot: Any, window: Any) -> None:
+    pane = window.chat
+    send_and_wait(qtbot, pane, "Hi there.")
+    old_user = pane.store.active_path(pane.conversation_id)[0]
+    user_widget = pane.view.message_widgets()[0]
+    edit_button = user_widget.findChild(type(user_widget.copy_button), "editMessage")
+    qtbot.mouseClick(edit_button, Qt.MouseButton.LeftButton)
+    assert pane.composer.editing_id == old_user.id
+    assert pane.composer.text() == "Hi there."
+    pane.composer.edit.setPlainText("Hello, who are you?")
+    with qtbot.waitSignal(pane.streaming_changed, timeout=180_000,
+                          check_params_cb=lambda streaming: streaming is False):
+        qtbot.keyClick(pane.composer.edit, Qt.Key.Key_Return)
+    path = pane.store.active_path(pane.conversation_id)
+    assert path[0].content == "Hello, who are you?"
+    assert path[-1].role == "assistant" and path[-1].status == "complete"
+    versions = pane.store.siblings(path[0].id)
+    assert [m.content for m in versions] == ["Hi there.", "Hello, who are you?"]
+    assert pane.view.message_widgets()[0].branch_label.text() == "2/2"
+    pane.switch_branch(old_user.id)
+    assert pane.store.active_path(pane.conversation_id)[0].content == "Hi there."
+    assert len(pane.store.active_path(pane.conversation_id)) == 2
+
+
+def test_killed_host_reports_crash_keeps_chat_and_recovers(qtbot: Any, window: Any) -> None:
+    pane = window.chat
+    _set_max_tokens(pane, 400)
+    wait_loaded(qtbot, window)
+    first_pid = window.engine.host.pid
+    with qtbot.waitSignal(pane.token_received, timeout=60_000):
+        pane.send("Write a very long story about a lighthouse keeper.")
+    with qtbot.waitSignal(pane.streaming_changed, timeout=30_000):
+        window.engine.host.kill()
+    assert pane.view.notice.isVisible()
+    assert pane.view.notice.text().startswith("The engine stopped unexpectedly (")
+    reply = _last_reply(pane)
+    assert reply.status == "interrupted"
+    assert "stopped unexpectedly" in (reply.error or "")
+    assert window.status.model_label.text() == "Engine stopped"
+
+    _set_max_tokens(pane, 8)
+    send_and_wait(qtbot, pane, "Say hi.")
+    assert window.engine.host.pid != first_pid
+    assert _last_reply(pane).status == "complete"
+    assert not pane.view.notice.isVisible()
+    assert len(pane.store.active_path(pane.conversation_id)) == 4
