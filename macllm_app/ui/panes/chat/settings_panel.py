@@ -47,6 +47,7 @@ class ConversationSettingsPanel(QScrollArea):
         self._timer.setInterval(SAVE_DELAY_MS)
         self._timer.timeout.connect(self.save_now)
         self._loading = False
+        self._dirty = False
 
     def show_conversation(self, conversation: Conversation | None) -> None:
         self.save_now()
@@ -69,12 +70,15 @@ class ConversationSettingsPanel(QScrollArea):
     @Slot()
     def _schedule_save(self) -> None:
         if not self._loading and self.conversation_id is not None:
+            self._dirty = True
             self._timer.start()
 
     @Slot()
     def save_now(self) -> None:
-        if not self._timer.isActive() or self.conversation_id is None or self.form is None:
-            return
+        """Save pending edits at once (also called before a reply is generated)."""
         self._timer.stop()
+        if not self._dirty or self.conversation_id is None or self.form is None:
+            return
+        self._dirty = False
         self.changed.emit(self.conversation_id, self.system_prompt.toPlainText(),
                           self.form.values())
