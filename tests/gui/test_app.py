@@ -1,0 +1,123 @@
+"""The application shell: settings, preferences, menus, hooks, self-test, import rules."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from macllm_app.core import paths
+from macllm_app.core import settings as settings_mod
+
+pytestmark = pytest.mark.gui
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_corrupt_settings_file_gives_defaults(qtbot: Any, make_window: Any,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    paths.settings_path().write_text("{ this is not json", encoding="utf-8")
+    from macllm_app.ui.main_window import MainWindow
+
+    with caplog.at_level(logging.WARNING, logger="macllm.settings"):
+        window = MainWindow(load_on_show=False)
+    qtbot.addWidget(window)
+    assert window.settings == settings_mod.Settings()
+    assert "not valid JSON" in caplog.text
+    window.close()
+    saved = settings_mod.load()
+    assert saved.ui.window_geometry, "closing saves the window state over the bad file"
+
+
+def test_preferences_dialog_is_generated_from_the_schema(qtbot: Any) -> None:
+    from PySide6.QtWidgets import QComboBox, QSpinBox
+
+    from macllm_app.ui.preferences import PreferencesDialog
+
+    current = settings_mod.Settings()
+    dialog = PreferencesDialog(current)
+    qtbot.addWidget(dialog)
+    for group in settings_mod.PREFERENCE_GROUPS:
+        fields = type(getattr(current, group)).model_fields
+        form = dialog.forms[group]
+        for name, info in fields.items():
+            assert form.editor(name).toolTip() == (info.description or "")
+    n_ctx = dialog.forms["engine"].editor("n_ctx")
+    assert isinstance(n_ctx, QSpinBox) and n_ctx.minimum() == 256
+    threads = dialog.forms["engine"].editor("n_threads")
+    assert isinstance(threads, QSpinBox) and threads.specialValueText() == "Auto"
+    assert isinstance(dialog.forms["engine"].editor("engine"), QComboBox)
+    n_ctx.setValue(8192)
+    threads.setValue(3)
+    dialog.accept()
+    result = dialog.result_settings()
+    assert result is not None
+    assert result.engine.n_ctx == 8192 and result.engine.n_threads == 3
+    assert result.sampling == current.sampling
+
+
+def test_menus_come_from_the_action_registry(qtbot: Any, make_window: Any) -> None:
+    from PySide6.QtGui import QAction, QKeySequence
+
+    window = make_window(load=False)
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert titles == ["&File", "&Edit", "&Chat", "&Window", "&Help"]
+    registry = window.action_registry
+    assert registry["chat.new"].shortcut() == QKeySequence(QKeySequence.StandardKey.New)
+    assert registry["app.preferences"].menuRole() == QAction.MenuRole.PreferencesRole
+    assert registry["chat.stop"].shortcut().toString() == "Esc"
+    assert not registry["chat.stop"].isEnabled()
+    assert not registry["chat.export_json"].isEnabled(), "no chat is open yet"
+
+
+def test_window_is_interactive_while_the_model_loads(qtbot: Any, window: Any) -> None:
+    assert window.engine.is_loading()
+    assert window.status.progress.isVisible()
+    assert window.status.model_label.text().startswith("Loading ")
+    window.chat.new_conversation()
+    assert window.chat.sidebar.model.rowCount() == 1
+    qtbot.waitUntil(window.engine.is_ready, timeout=60_000)
+    assert not window.status.progress.isVisible()
+
+
+def test_crash_handler_separates_user_errors_from_bugs(qtbot: Any) -> None:
+    from macllm_app.core.errors import UserError
+    from macllm_app.ui.crash import CrashHandler
+
+    handler = CrashHandler(show_dialogs=False)
+    for exc in (UserError("The file is missing."), ValueError("boom")):
+        with qtbot.waitSignal(handler.report) as blocker:
+            handler.handle(type(exc), exc, None)
+        assert blocker.args is not None
+        summary, details, is_user = blocker.args
+        if is_user:
+            assert summary == "The file is missing." and details == ""
+        else:
+            assert summary == "ValueError: boom" and "ValueError" in details
+
+
+def test_ui_modules_import_no_engine() -> None:
+    code = ("import sys\n"
+            "import macllm_app.ui.app, macllm_app.ui.main_window, macllm_app.ui.workers\n"
+            "import macllm_app.ui.panes.chat.pane, macllm_app.ui.selftest\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('llama_cpp', 'mlx', "
+            "'mlx_lm')]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+
+
+@pytest.mark.llamacpp
+@pytest.mark.slow
+def test_self_test_subprocess_exits_zero(tmp_path: Path) -> None:
+    script = shutil.which("macllm-app", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "macllm_app"]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run([*command, "--self-test", "--timeout", "240"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "self-test ok" in result.stdout
