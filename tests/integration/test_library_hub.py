@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import keyring
 import pytest
 
 from macllm_app.core.errors import Cancelled, UserError
@@ -18,6 +19,7 @@ from macllm_app.core.library.pull import hub_dir
 from tests.library.fake_hub import FakeHub, FakeRepo
 from tests.library.gguf_writer import TinyGGUF
 from tests.library.mlx_fixtures import make_mlx_folder
+from tests.unit.test_library_token import MemoryKeyring
 
 
 def _gguf_bytes(tmp: Path, quant: str, emb: int) -> bytes:
@@ -44,8 +46,11 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    before = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())  # never a real keychain's token in tests
     with server:
         yield server
+    keyring.set_keyring(before)
 
 
 def _cdn_gets(hub: FakeHub) -> list[dict[str, str]]:
@@ -87,7 +92,15 @@ def test_pull_with_progress(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> No
     assert seen[-1]["done"] == seen[-1]["total"] == len(data)
     assert seen[-1]["eta_s"] == 0 and seen[-1]["speed_bps"] > 0
     assert Catalogue().get(entry["id"]) is not None
-    assert "authorization" not in {k.lower() for k in _cdn_gets(hub)[0]}
+    assert "authorization" not in _cdn_gets(hub)[0]
+
+
+def test_token_goes_to_the_hub_not_the_cdn(hub: FakeHub) -> None:
+    commands.set_hf_token("hf_testtoken")
+    commands.pull("acme/Tiny-GGUF", "tiny-Q4_0.gguf")
+    api_calls = [h for m, p, h in hub.requests if p.startswith("/api/")]
+    assert api_calls and all(h.get("authorization") == "Bearer hf_testtoken" for h in api_calls)
+    assert all("authorization" not in h for h in _cdn_gets(hub))
 
 
 def test_resume_after_connection_drop(hub: FakeHub) -> None:
@@ -154,7 +167,7 @@ def test_hostile_repo_listing_refuses_pull(hub: FakeHub) -> None:
 
 def test_free_disk_checked_before_download(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     def full_disk(_path: Any) -> Any:
-        return shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000)  # type: ignore[attr-defined]
+        return shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000)
 
     monkeypatch.setattr(shutil, "disk_usage", full_disk)
     with pytest.raises(DownloadError, match="Not enough disk space"):

@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 
 def run(model: Path, count: int, workdir: Path) -> dict[str, object]:
@@ -30,13 +31,14 @@ def run(model: Path, count: int, workdir: Path) -> dict[str, object]:
     for i, mut in enumerate(mutations(fmap, count)):
         work.apply(mut)
         start = time.perf_counter()
-        outcomes = []
+        outcomes: list[str] = []
         for step in ("inspect", "import"):
             try:
                 if step == "inspect":
                     commands.inspect(str(work.path))
                 else:
-                    mode = "copy" if copies < 3 and outcomes == ["valid"] else "link"
+                    copy = copies < 3 and outcomes == ["valid"]
+                    mode: Literal["link", "copy"] = "copy" if copy else "link"
                     entry = commands.import_models([str(work.path)], mode=mode)[0]
                     if entry.get("error"):
                         raise ModelFileError(str(entry["error"]))

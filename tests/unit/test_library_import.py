@@ -54,7 +54,7 @@ def test_copy_checks_free_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     src = TinyGGUF.llama().write(tmp_path / "t.gguf")
 
     def tiny_disk(_path: Any) -> Any:
-        return shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000)  # type: ignore[attr-defined]
+        return shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000)
 
     monkeypatch.setattr(shutil, "disk_usage", tiny_disk)
     with pytest.raises(UserError, match="Not enough disk space"):

@@ -89,7 +89,7 @@ def test_incomplete_folders(tmp_path: Path, problem: str, fragment: str) -> None
 def test_safetensors_headers(tmp_path: Path) -> None:
     folder = make_mlx_folder(tmp_path / "m", quantized=False)
     st = folder / "model.safetensors"
-    good = {"a": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]}}
+    good: dict[str, object] = {"a": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]}}
     cases = [
         ({"a": {"dtype": "F16", "shape": [4], "data_offsets": [0, 1 << 40]}}, "outside the file"),
         ({"a": {"dtype": "Q9", "shape": [4], "data_offsets": [0, 8]}}, "unknown dtype"),

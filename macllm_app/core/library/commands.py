@@ -67,6 +67,13 @@ def resolve_model(model: str) -> str:
     raise UserError(f"No model with id or path {model!r} (see `macllm models list`).")
 
 
+def fit(model: str, n_ctx: int = 4096, engine: str = "llama.cpp") -> dict[str, Any]:
+    """Will this model fit at this context length? (estimate, verdict, recommended quant)."""
+    from macllm_app.core.library.memory_records import estimate_for
+
+    return estimate_for(resolve_model(model), n_ctx, engine).to_dict()
+
+
 def search(query: str, fmt: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """Search the Hub; fmt is "gguf", "mlx" or None. Sorted by downloads."""
     from macllm_app.core.library import hub
@@ -93,3 +100,25 @@ def pull(repo_id: str, filename: str | None = None, revision: str = "main",
     from macllm_app.core.library.pull import pull_to_library
 
     return _entry_dict(pull_to_library(repo_id, filename, revision, progress, should_stop))
+
+
+def hf_token_status() -> dict[str, Any]:
+    """Whether a secure keychain exists and a Hub token is stored (never the token itself)."""
+    from macllm_app.core.library.token import get_token, keychain_status
+
+    status = keychain_status()
+    return {"secure_keychain": status.secure, "backend": status.backend,
+            "message": status.reason, "token_stored": bool(get_token())}
+
+
+def set_hf_token(token: str) -> None:
+    """Store the Hub token in the OS keychain; UserError when no secure keychain exists."""
+    from macllm_app.core.library.token import set_token
+
+    set_token(token)
+
+
+def delete_hf_token() -> None:
+    from macllm_app.core.library.token import delete_token
+
+    delete_token()
