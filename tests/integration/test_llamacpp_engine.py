@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +95,8 @@ def test_bad_files_are_refused_in_python(tmp_path: Path, kind: str) -> None:
     message = str(info.value)
     assert "\n" not in message
     assert "model.gguf" in message
+    if kind == "truncated-gguf":
+        assert message == "llama.cpp could not load model.gguf: failed to read header."
 
 
 def test_greedy_matches_llama_cpp_high_level_api(engine: object, default_model: Path) -> None:
@@ -185,3 +189,32 @@ def test_hostile_template_override_fails_the_load(default_model: Path) -> None:
         eng.load(config, lambda f, m: None)
     with pytest.raises(EngineError, match="No model is loaded"):
         eng.count_tokens("x")
+
+
+def test_llama_cpp_logging_stays_off_stderr(default_model: Path) -> None:
+    script = (
+        "from macllm_app.core.engines.llamacpp import LlamaCppEngine\n"
+        "from macllm_app.core.engines.types import *\n"
+        "e = LlamaCppEngine()\n"
+        f"e.load(LoadConfig(model_path={str(default_model)!r}, n_ctx=256, n_threads=2),"
+        " lambda f, m: None)\n"
+        "req = GenerationRequest(prompt='Hi', sampling=SamplingParams.greedy(max_tokens=2))\n"
+        "print(sum(1 for _ in e.stream(req, lambda: False)))\n"
+        "e.unload()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=False, cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert int(result.stdout) >= 2
+
+
+def test_seeded_sampling_repeats_and_unseeded_varies(engine: object) -> None:
+    def sampled(seed: int | None) -> list[int]:
+        params = SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, seed=seed,
+                                max_tokens=12)
+        return run(engine, GenerationRequest(prompt=PROMPT, sampling=params))[1]
+
+    assert sampled(42) == sampled(42)
+    unseeded = {tuple(sampled(None)) for _ in range(3)}
+    assert len(unseeded) > 1

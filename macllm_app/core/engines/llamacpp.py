@@ -88,11 +88,11 @@ class LlamaCppEngine:
         mparams = lc.llama_model_default_params()
         mparams.n_gpu_layers = config.n_gpu_layers if gpu else 0
         mparams.progress_callback = self._progress_relay(progress)
-        native_log.last_error = ""
+        native_log.clear()
         self._model = lc.llama_model_load_from_file(str(path).encode("utf-8"), mparams)
         self._progress_handle = None
         if not self._model:
-            reason = native_log.last_error or "unsupported or corrupt model"
+            reason = native_log.first_error("unsupported or corrupt model")
             raise EngineError(f"llama.cpp could not load {path.name}: {reason}.")
         model = self._model
         self._vocab = lc.llama_model_get_vocab(model)
@@ -108,7 +108,7 @@ class LlamaCppEngine:
         cparams.no_perf = True
         self._ctx = lc.llama_init_from_model(model, cparams)
         if not self._ctx:
-            reason = native_log.last_error or "not enough memory?"
+            reason = native_log.first_error("not enough memory?")
             raise EngineError(f"llama.cpp could not create a context for {path.name}: {reason}.")
         self._memory = lc.llama_get_memory(self._ctx)
         self._n_ctx = lc.llama_n_ctx(self._ctx)
@@ -153,8 +153,8 @@ class LlamaCppEngine:
                 if fraction - last[0] >= 0.02 or fraction >= 1.0:
                     last[0] = fraction
                     progress(0.9 * fraction, "Loading weights")
-            except Exception:  # an exception here would abort the load
-                native_log.last_error = "the progress report failed"
+            except Exception:  # raising here would abort the load
+                native_log.errors.append("the progress report failed")
             return True
 
         self._progress_handle = lc.llama_progress_callback(relay)

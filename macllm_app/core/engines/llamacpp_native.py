@@ -22,7 +22,7 @@ log = logging.getLogger("macllm.engine.llamacpp")
 
 GGUF_MAGIC = b"GGUF"
 PENALTY_LAST_N = 64
-_LOG_LEVEL_ERROR = 3
+_LOG_LEVEL_ERROR = 4  # enum ggml_log_level: NONE, DEBUG, INFO, WARN, ERROR, CONT
 _LOG_LEVEL_CONT = 5
 
 
@@ -30,7 +30,7 @@ class _NativeLog:
     """Routes llama.cpp/ggml logging: errors go to our logger, the rest is dropped."""
 
     def __init__(self) -> None:
-        self.last_error = ""
+        self.errors: list[str] = []
         self._last_level = 0
         self._callback = lc.llama_log_callback(self._on_log)
 
@@ -40,8 +40,20 @@ class _NativeLog:
         if self._last_level == _LOG_LEVEL_ERROR and text:
             line = text.decode("utf-8", errors="replace").strip()
             if line:
-                self.last_error = line
+                del self.errors[:-20]
+                self.errors.append(line)
                 log.error("llama.cpp: %s", line)
+
+    def first_error(self, default: str) -> str:
+        """The root cause among the errors logged since the last `clear()`, without
+        the C function name llama.cpp puts in front."""
+        if not self.errors:
+            return default
+        head, sep, rest = self.errors[0].partition(": ")
+        return rest if sep and " " not in head else self.errors[0]
+
+    def clear(self) -> None:
+        self.errors.clear()
 
     def install(self) -> None:
         lc.llama_log_set(self._callback, ctypes.c_void_p(0))
