@@ -1,8 +1,9 @@
 """The llama.cpp engine, driven through llama-cpp-python's low-level bindings.
 
 Runs inside the engine host. Sampling happens in llama.cpp's native sampler
-chain and the per-token loop touches only preallocated ctypes buffers, so the
-Python cost per token stays at a few microseconds.
+chain; the per-token loop makes two native calls (sample, decode) on reused
+ctypes buffers and reads token text from a memo, so its Python cost stays at a
+few microseconds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from macllm_app.core.chat.context_policy import fit_to_context, prompt_budget
 from macllm_app.core.chat.template import ChatTemplate
 from macllm_app.core.engines.base import ProgressCallback, StopCheck
 from macllm_app.core.engines.llamacpp_native import (
+    PENALTY_LAST_N,
     build_sampler,
     check_gguf,
     init_backend,
@@ -103,7 +105,8 @@ class LlamaCppEngine:
         threads = config.n_threads or physical_cores()
         cparams = lc.llama_context_default_params()
         cparams.n_ctx = max(config.n_ctx, 0)
-        cparams.n_batch = cparams.n_ubatch = max(1, config.n_batch)
+        n_batch = min(config.n_batch, config.n_ctx) if config.n_ctx > 0 else config.n_batch
+        cparams.n_batch = cparams.n_ubatch = max(1, n_batch)
         cparams.n_threads = cparams.n_threads_batch = threads
         cparams.no_perf = True
         self._ctx = lc.llama_init_from_model(model, cparams)
@@ -252,8 +255,9 @@ class LlamaCppEngine:
         seed = lc.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
         sampler = build_sampler(params, seed, self._n_vocab)
         try:
-            for token in tokens[-64:]:
-                lc.llama_sampler_accept(sampler, token)  # repeat penalty sees the prompt
+            if params.repeat_penalty != 1.0:
+                for token in tokens[-PENALTY_LAST_N:]:  # the penalty also covers the prompt
+                    lc.llama_sampler_accept(sampler, token)
             prompt_started = time.perf_counter()
             finished = self._evaluate(tokens, cached, should_stop)
             prompt_s = time.perf_counter() - prompt_started

@@ -123,22 +123,6 @@ def tokenize(vocab: Any, text: str, add_special: bool, parse_special: bool = Tru
     return tokens[:n]
 
 
-def detokenize(vocab: Any, tokens: list[int]) -> bytes:
-    """Concatenated pieces, exactly as the streaming decoder sees them."""
-    size = 256
-    buf = ctypes.create_string_buffer(size)
-    out = bytearray()
-    for token in tokens:
-        n = lc.llama_token_to_piece(vocab, token, buf, size, 0, False)
-        if n < 0:
-            grown = ctypes.create_string_buffer(-n)
-            n = lc.llama_token_to_piece(vocab, token, grown, -n, 0, False)
-            out += grown.raw[:n]
-        else:
-            out += buf.raw[:n]
-    return bytes(out)
-
-
 def build_sampler(params: SamplingParams, seed: int, n_vocab: int) -> Any:
     """A native sampler chain for `params`; free it with `llama_sampler_free`."""
     chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
