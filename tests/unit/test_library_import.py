@@ -23,6 +23,7 @@ def test_link_and_copy(tmp_path: Path) -> None:
     assert linked["id"] == "tiny-q4_0"
     assert commands.import_model(str(src))["id"] == linked["id"]  # idempotent, stable id
     copied = commands.import_model(str(src), mode="copy")
+    assert commands.import_model(str(src), mode="copy") == copied  # no second copy
     assert Path(copied["path"]).parent == paths.models_dir()
     assert Path(copied["path"]).read_bytes() == src.read_bytes()
     assert copied["id"] == "tiny-q4_0-2"

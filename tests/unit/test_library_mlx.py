@@ -106,6 +106,16 @@ def test_safetensors_headers(tmp_path: Path) -> None:
         with st.open("ab") as f:
             f.write(b"\0" * 16)
         _refused(folder, fragment)
+    overlap = {"a": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]},
+               "b": {"dtype": "F16", "shape": [4], "data_offsets": [4, 12]}}
+    write_safetensors(st, {}, overlap)
+    with st.open("ab") as f:
+        f.write(b"\0" * 12)
+    _refused(folder, "does not start where the previous one ends")
+    write_safetensors(st, {}, good)
+    with st.open("ab") as f:
+        f.write(b"\0" * 9)
+    _refused(folder, "covers 8 bytes but the file holds 9")
     st.write_bytes(struct.pack("<Q", 200 << 20) + b"{}")
     _refused(folder, "limit")
     st.write_bytes(struct.pack("<Q", 1000) + b"{}")

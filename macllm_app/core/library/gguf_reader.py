@@ -23,6 +23,8 @@ MAX_DIMS = 4
 CHUNK = 1 << 20
 #: No single key or string value in a real model comes near this.
 MAX_STRING = 64 << 20
+#: All string values kept in memory together (chat templates, names, short arrays).
+MAX_KEPT_TEXT = 128 << 20
 #: Arrays at most this long keep their values (e.g. general.languages).
 SMALL_ARRAY = 64
 
@@ -95,6 +97,7 @@ class _Reader:
         self.buf = b""
         self.buf_start = 0
         self.pos = 0
+        self.kept = 0
 
     def fail(self, problem: str) -> NoReturn:
         raise ModelFileError(f"{self.label}: {problem}")
@@ -139,7 +142,11 @@ class _Reader:
         return self.buf[i:i + n]
 
     def text(self, what: str) -> str:
-        return self.raw_string(what).decode("utf-8", errors="replace")
+        raw = self.raw_string(what)
+        self.kept += len(raw)
+        if self.kept > MAX_KEPT_TEXT:
+            self.fail(f"metadata text exceeds {MAX_KEPT_TEXT >> 20} MB")
+        return raw.decode("utf-8", errors="replace")
 
     def name(self, what: str) -> str:
         raw = self.raw_string(what)

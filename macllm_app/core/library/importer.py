@@ -81,9 +81,10 @@ def import_model(path: Path, mode: ImportMode = "link",
     cat = catalogue or Catalogue()
     if mode == "link":
         return cat.add(meta, src, "link")
-    existing = cat.find_path(src)
-    if existing is not None and existing.source == "copy":
-        return existing
+    for e in cat.entries():  # this file was copied in before and the copy is intact
+        if (e.source == "copy" and e.extra.get("copied_from") == str(src)
+                and e.size_bytes == meta.size_bytes and Path(e.path).exists()):
+            return e
     try:
         target = _copy_in(src)
     except OSError as exc:

@@ -22,6 +22,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tiktoken.model", "vocab
 # Large vocabularies: token strings are data, not config keys.
 _NOT_CONFIG = frozenset({"tokenizer.json", "vocab.json", "model.safetensors.index.json"})
 MAX_CONFIG_BYTES = 16 << 20
+MAX_FILES = 5000
 
 
 def _fail(path: Path, problem: str) -> ModelFileError:
@@ -44,6 +45,8 @@ def _walk(folder: Path, allowed_root: Path) -> list[Path]:
                 if target.is_dir():
                     raise _fail(p, "symbolic link to a folder (not allowed in a model folder)")
         files.extend(Path(dirpath) / n for n in filenames)
+        if len(files) > MAX_FILES:
+            raise _fail(folder, f"more than {MAX_FILES} files (not a model folder)")
     return files
 
 

@@ -59,6 +59,7 @@ def read_safetensors_header(path: Path) -> tuple[list[SafeTensor], dict[str, str
             isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise fail("__metadata__ must map strings to strings")
     tensors: list[SafeTensor] = []
+    spans: list[tuple[int, int, str]] = []
     for name, info in header.items():
         if not name:
             raise fail("empty tensor name")
@@ -83,4 +84,12 @@ def read_safetensors_header(path: Path) -> tuple[list[SafeTensor], dict[str, str
             raise fail(f"tensor {name!r} has {end - begin} bytes but shape {shape} "
                        f"of {dtype} needs {count * DTYPE_SIZES[dtype]}")
         tensors.append(SafeTensor(name, dtype, tuple(shape)))
+        spans.append((begin, end, name))
+    expected = 0
+    for begin, end, name in sorted(spans):  # as the safetensors library requires
+        if begin != expected:
+            raise fail(f"tensor {name!r} data does not start where the previous one ends")
+        expected = end
+    if expected != data_size:
+        raise fail(f"tensor data covers {expected} bytes but the file holds {data_size}")
     return tensors, meta
