@@ -8,7 +8,6 @@ from pathlib import Path
 from macllm_app.core.default_model import default_model_path
 from macllm_app.core.engines.select import check_engine, default_engine_for
 from macllm_app.core.engines.types import LoadConfig
-from macllm_app.core.errors import ModelFileError
 
 
 def resolve_model_path(spec: str | None) -> Path:
@@ -18,13 +17,9 @@ def resolve_model_path(spec: str | None) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
         return path.resolve()
-    try:
-        from macllm_app.core.library.commands import resolve_model  # type: ignore[import-not-found]
-    except ImportError:
-        resolve_model = None
-    if resolve_model is not None:
-        return Path(resolve_model(spec))
-    raise ModelFileError(f"{spec}: no such model file, folder or library id.")
+    from macllm_app.core.library.commands import resolve_model
+
+    return Path(resolve_model(spec))
 
 
 def load_config_from_args(args: argparse.Namespace) -> LoadConfig:
