@@ -218,3 +218,19 @@ def test_seeded_sampling_repeats_and_unseeded_varies(engine: object) -> None:
     assert sampled(42) == sampled(42)
     unseeded = {tuple(sampled(None)) for _ in range(3)}
     assert len(unseeded) > 1
+
+
+def test_should_stop_is_checked_once_per_token(engine: object) -> None:
+    calls = 0
+
+    def should_stop() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls >= 5
+
+    request = GenerationRequest(prompt=PROMPT, sampling=SamplingParams.greedy(max_tokens=50))
+    events = list(engine.stream(request, should_stop))  # type: ignore[attr-defined]
+    stats = events[-1].stats
+    assert stats.finish_reason == "cancelled"
+    assert stats.generated_tokens == calls == 5
+    assert sum(len(e.token_ids) for e in events[:-1]) == 5
