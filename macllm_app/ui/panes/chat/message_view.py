@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWi
 
 from macllm_app.core.chat.records import StoredMessage
 from macllm_app.ui.panes.chat.message_widget import MessageWidget
+from macllm_app.ui.widgets.stack_box import StackBox
 
 WINDOW = 40
 RENDER_INTERVAL_MS = 50
@@ -35,9 +36,17 @@ class MessageView(QScrollArea):
         self.setFrameShape(QScrollArea.Shape.NoFrame)
         container = QWidget()
         container.setObjectName("messageContainer")
-        self._layout = QVBoxLayout(container)
-        self._layout.setContentsMargins(24, 16, 24, 16)
-        self._layout.setSpacing(10)
+        outer = QVBoxLayout(container)
+        outer.setContentsMargins(24, 16, 24, 16)
+        outer.setSpacing(10)
+        # Stored messages and the turn in progress live in separate boxes: when the
+        # streaming reply grows, only the small box is laid out again; the history
+        # box keeps its cached height.
+        self._history = StackBox(spacing=10)
+        self._turn = QWidget()
+        self._turn_layout = QVBoxLayout(self._turn)
+        self._turn_layout.setContentsMargins(0, 0, 0, 0)
+        self._turn_layout.setSpacing(10)
         self.earlier_button = QPushButton()
         self.earlier_button.setObjectName("showEarlier")
         self.earlier_button.setFlat(True)
@@ -47,9 +56,11 @@ class MessageView(QScrollArea):
         self.notice.setObjectName("chatNotice")
         self.notice.setWordWrap(True)
         self.notice.hide()
-        self._layout.addWidget(self.earlier_button)
-        self._layout.addWidget(self.notice)
-        self._layout.addStretch(1)
+        outer.addWidget(self.earlier_button)
+        outer.addWidget(self._history)
+        outer.addWidget(self._turn)
+        outer.addWidget(self.notice)
+        outer.addStretch(1)
         self.setWidget(container)
 
         self.conversation_id: int | None = None
@@ -131,10 +142,7 @@ class MessageView(QScrollArea):
             if message_id not in keep:
                 widget.deleteLater()
         self._widgets = keep
-        for widget in self._order:
-            self._layout.removeWidget(widget)
-        for offset, widget in enumerate(order):
-            self._layout.insertWidget(1 + offset, widget)
+        self._history.set_widgets(order)
         self._order = order
         hidden = len(self._messages) - len(visible)
         self.earlier_button.setText(f"Show {min(hidden, WINDOW)} earlier messages "
@@ -149,8 +157,8 @@ class MessageView(QScrollArea):
         return widget
 
     def _drop_all(self) -> None:
+        self._history.set_widgets([])
         for _key, widget in self._widgets.values():
-            self._layout.removeWidget(widget)
             widget.deleteLater()
         self._widgets.clear()
         self._order = []
@@ -193,14 +201,14 @@ class MessageView(QScrollArea):
         self.streaming = None
 
     def _append_pending(self, widget: MessageWidget) -> None:
-        self._layout.insertWidget(1 + len(self._order) + len(self._pending), widget)
+        self._turn_layout.addWidget(widget)
         self._pending.append(widget)
 
     def _clear_pending(self) -> None:
         if self.streaming is not None:
             self.end_stream()
         for widget in self._pending:
-            self._layout.removeWidget(widget)
+            self._turn_layout.removeWidget(widget)
             widget.deleteLater()
         self._pending = []
 
