@@ -47,6 +47,7 @@ QMainWindow, #chatCenter, #messageContainer {{ background: #ffffff; }}
 #chatNotice {{ background: #fdecea; color: #a1261d; border: 1px solid #f5c2bd;
     border-radius: 8px; padding: 8px 12px; }}
 #droppedNote {{ background: #fff8e1; color: #7a5b00; padding: 6px 20px; }}
+#emptyState {{ padding-top: 120px; }}
 #showEarlier {{ color: {ACCENT}; }}
 #composer {{ background: #fafafc; border-top: 1px solid #e5e5ea; }}
 #promptEdit {{ border: 1px solid #d2d2d7; border-radius: 10px; padding: 6px 8px;

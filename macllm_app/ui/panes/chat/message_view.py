@@ -18,6 +18,9 @@ from macllm_app.ui.panes.chat.message_widget import MessageWidget
 from macllm_app.ui.widgets.stack_box import StackBox
 
 WINDOW = 40
+EMPTY_TEXT = ("<p style='font-size:20px; color:#1d1d1f;'><b>What can I help with?</b></p>"
+              "<p style='color:#8e8e93;'>Your chats stay on this computer. Press Enter to send, "
+              "Shift+Enter for a new line.</p>")
 RENDER_INTERVAL_MS = 50
 
 SiblingLookup = Callable[[StoredMessage], tuple[int, list[int]] | None]
@@ -52,10 +55,15 @@ class MessageView(QScrollArea):
         self.earlier_button.setFlat(True)
         self.earlier_button.clicked.connect(self.show_earlier)
         self.earlier_button.hide()
+        self.empty_label = QLabel(EMPTY_TEXT)
+        self.empty_label.setObjectName("emptyState")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
         self.notice = QLabel()
         self.notice.setObjectName("chatNotice")
         self.notice.setWordWrap(True)
         self.notice.hide()
+        outer.addWidget(self.empty_label)
         outer.addWidget(self.earlier_button)
         outer.addWidget(self._history)
         outer.addWidget(self._turn)
@@ -144,6 +152,7 @@ class MessageView(QScrollArea):
         self._widgets = keep
         self._history.set_widgets(order)
         self._order = order
+        self._update_empty()
         hidden = len(self._messages) - len(visible)
         self.earlier_button.setText(f"Show {min(hidden, WINDOW)} earlier messages "
                                     f"({hidden} hidden)")
@@ -175,6 +184,7 @@ class MessageView(QScrollArea):
         self.streaming = MessageWidget("assistant")
         self.streaming.set_stats_line("generating…")
         self._append_pending(self.streaming)
+        self._update_empty()
         self._stream_parts = []
         self._stick_to_bottom = True
         self.hide_notice()
@@ -199,6 +209,9 @@ class MessageView(QScrollArea):
         self._render_timer.stop()
         self._render_stream()
         self.streaming = None
+
+    def _update_empty(self) -> None:
+        self.empty_label.setVisible(not self._order and not self._pending)
 
     def _append_pending(self, widget: MessageWidget) -> None:
         self._turn_layout.addWidget(widget)

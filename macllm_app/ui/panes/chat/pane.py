@@ -59,6 +59,7 @@ class ChatPane(QWidget):
         self.worker: GenerationWorker | None = None
         self._waiting_for_model: object | None = None
         self._has_messages = False
+        self._title_fresh = True
         self._stream_conversation: int | None = None
         self._stream_started = 0.0
         self._deleted: list[int] = []
@@ -162,7 +163,7 @@ class ChatPane(QWidget):
                         if conversation_id is not None else None)
         path = self.store.active_path(conversation_id) if conversation_id is not None else []
         self.view.set_messages(conversation_id, path, self._siblings)
-        self.title.setText(conversation.title if conversation else "New chat")
+        self._show_title(conversation.title if conversation else "New chat")
         if self.settings_panel.conversation_id != conversation_id:
             self.settings_panel.show_conversation(conversation)
         self._show_context(path)
@@ -170,6 +171,12 @@ class ChatPane(QWidget):
         self.composer.set_can_regenerate(self.can_regenerate())
         if self._is_streaming_here():
             self.view.begin_stream(None)
+
+    def _show_title(self, title: str | None = None) -> None:
+        if title is None and self.conversation_id is not None:
+            title = self.store.get_conversation(self.conversation_id).title
+            self.sidebar.refresh(select=self.conversation_id)
+        self.title.setText(title or "New chat")
 
     def _siblings(self, message: StoredMessage) -> tuple[int, list[int]] | None:
         siblings = self.store.siblings(message.id)
@@ -270,6 +277,7 @@ class ChatPane(QWidget):
         self.settings_panel.save_now()
         conversation_id = self.conversation_id
         self._stream_conversation = conversation_id
+        self._title_fresh = False
         ticket = object()
         self._waiting_for_model = ticket  # a second send is refused while the model loads
         self.view.begin_stream(text if action != "regenerate" else None)
@@ -303,10 +311,13 @@ class ChatPane(QWidget):
     def _on_token(self, text: str) -> None:
         if self.sender() is not self.worker:
             return
+        worker = self.worker
         if self._is_streaming_here():
             self.view.append_delta(text)
+            if not self._title_fresh:
+                self._title_fresh = True
+                self._show_title()  # the store has named the chat from its first message
         self.token_received.emit(text)
-        worker = self.worker
         elapsed = time.perf_counter() - self._stream_started
         if worker is not None and elapsed > 0:
             self.speed_changed.emit(worker.tokens_seen / elapsed)
