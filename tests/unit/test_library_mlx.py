@@ -106,8 +106,10 @@ def test_safetensors_headers(tmp_path: Path) -> None:
         with st.open("ab") as f:
             f.write(b"\0" * 16)
         _refused(folder, fragment)
-    overlap = {"a": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]},
-               "b": {"dtype": "F16", "shape": [4], "data_offsets": [4, 12]}}
+    overlap: dict[str, object] = {
+        "a": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]},
+        "b": {"dtype": "F16", "shape": [4], "data_offsets": [4, 12]},
+    }
     write_safetensors(st, {}, overlap)
     with st.open("ab") as f:
         f.write(b"\0" * 12)

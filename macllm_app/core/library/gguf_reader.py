@@ -8,7 +8,10 @@ and the problem. No native code ever sees a file this module has not accepted.
 
 from __future__ import annotations
 
+import hashlib
 import struct
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NoReturn
@@ -25,6 +28,11 @@ CHUNK = 1 << 20
 MAX_STRING = 64 << 20
 #: All string values kept in memory together (chat templates, names, short arrays).
 MAX_KEPT_TEXT = 128 << 20
+#: String arrays whose entries llama.cpp requires to be distinct.
+UNIQUE_ARRAYS = frozenset({"tokenizer.ggml.tokens"})
+MAX_UNIQUE_REGION = 64 << 20
+_KNOWN_UNIQUE: OrderedDict[bytes, None] = OrderedDict()
+_UNIQUE_LOCK = threading.Lock()
 #: Arrays at most this long keep their values (e.g. general.languages).
 SMALL_ARRAY = 64
 
@@ -180,6 +188,43 @@ class _Reader:
                 self.fail(f"a string in {what} runs past the end of the file")
 
 
+    def unique_strings(self, count: int, what: str) -> None:
+        """Skip `count` strings and fail if one repeats (llama.cpp aborts on duplicate tokens).
+
+        The distinctness check builds a set of every string, so its verdict is
+        remembered by a digest of the exact bytes: validating the same vocabulary
+        again (inspect, then import) costs one hash.
+        """
+        start = self.pos
+        self.skip_strings(count, what)
+        size = self.pos - start
+        if size > MAX_UNIQUE_REGION:
+            self.fail(f"{what} is larger than {MAX_UNIQUE_REGION >> 20} MB")
+        self.f.seek(start)
+        region = self.f.read(size)
+        if len(region) != size:
+            self.fail(f"file ends inside {what} (it changed while being read)")
+        digest = hashlib.blake2b(region, digest_size=20, person=count.to_bytes(8, "little"))
+        key = digest.digest()
+        with _UNIQUE_LOCK:
+            if key in _KNOWN_UNIQUE:
+                _KNOWN_UNIQUE.move_to_end(key)
+                return
+        unpack = _U64.unpack_from
+        starts, p = [], 0
+        for _ in range(count):
+            starts.append(p + 8)
+            p += 8 + unpack(region, p)[0]
+        ends = [*starts[1:], size + 8]
+        distinct = len(set(map(region.__getitem__, map(slice, starts, (e - 8 for e in ends)))))
+        if distinct != count:
+            self.fail(f"{what} has {count - distinct} duplicate entries")
+        with _UNIQUE_LOCK:
+            _KNOWN_UNIQUE[key] = None
+            while len(_KNOWN_UNIQUE) > 32:
+                _KNOWN_UNIQUE.popitem(last=False)
+
+
 def read_gguf_header(path: Path) -> GGUFHeader:
     """Parse and validate a GGUF header; raise ModelFileError naming the file and problem."""
     label = path.name
@@ -242,6 +287,9 @@ def _read_value(r: _Reader, type_id: int, key: str) -> Value | GGUFArray:
         if elem == T_STRING:
             if count > (r.size - r.pos) // 8:
                 r.fail(f"{key!r} claims {count} strings, more than the file can hold")
+            if key in UNIQUE_ARRAYS:
+                r.unique_strings(count, f"{key!r}")
+                return GGUFArray(elem, count, None)
             if count <= SMALL_ARRAY:
                 return GGUFArray(elem, count, tuple(
                     r.text(f"an element of {key!r}") for _ in range(count)))
