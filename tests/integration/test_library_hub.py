@@ -127,6 +127,7 @@ def test_resume_after_restart(hub: FakeHub) -> None:
     assert 0 < kept < len(hub.repos["acme/Tiny-GGUF"].files["tiny-Q8_0.gguf"])
     assert not dest.exists()
     entry = commands.pull("acme/Tiny-GGUF", "tiny-Q8_0.gguf")  # a new downloader: "restart"
+    assert commands.list_models(scan_stores=False)[0]["id"] == entry["id"]
     assert Path(entry["path"]).read_bytes() == hub.repos["acme/Tiny-GGUF"].files["tiny-Q8_0.gguf"]
     assert _cdn_gets(hub)[-1].get("range") == f"bytes={kept}-"
     assert not part.exists()
@@ -140,6 +141,10 @@ def test_cancel_discards_partial(hub: FakeHub, tmp_path: Path) -> None:
     assert dl.part.exists()
     dl.discard()
     assert not dl.part.exists() and not dl.state.exists()
+    with pytest.raises(Cancelled):
+        commands.pull("acme/Tiny-GGUF", "tiny-Q8_0.gguf", should_stop=lambda: True)
+    commands.discard_pull("acme/Tiny-GGUF", "tiny-Q8_0.gguf")
+    assert not list(hub_dir("acme/Tiny-GGUF").iterdir())
 
 
 def test_corrupted_byte_caught_by_sha256(hub: FakeHub) -> None:

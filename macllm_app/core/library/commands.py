@@ -34,15 +34,24 @@ def inspect(path: str) -> dict[str, Any]:
     return inspect_model(Path(path).expanduser()).to_dict()
 
 
-def import_model(path: str, mode: ImportMode = "link") -> dict[str, Any]:
-    """Import one model; raises ModelFileError / UserError with the reason."""
-    return _entry_dict(_import_model(Path(path), mode))
+def _mode(mode: str) -> ImportMode:
+    if mode == "link":
+        return "link"
+    if mode == "copy":
+        return "copy"
+    raise UserError(f"Unknown import mode {mode!r} (use 'link' or 'copy').")
 
 
-def import_models(paths: list[str], mode: ImportMode = "link") -> list[dict[str, Any]]:
+def import_model(path: str, mode: str = "link") -> dict[str, Any]:
+    """Import one model (mode "link" records it in place, "copy" copies it into the
+    models folder); raises ModelFileError / UserError with the reason."""
+    return _entry_dict(_import_model(Path(path), _mode(mode)))
+
+
+def import_models(paths: list[str], mode: str = "link") -> list[dict[str, Any]]:
     """Import several models; each result is {"path", "id", ...} or {"path", "error"}."""
     out: list[dict[str, Any]] = []
-    for r in _import_models([Path(p) for p in paths], mode):
+    for r in _import_models([Path(p) for p in paths], _mode(mode)):
         out.append(_entry_dict(r.entry) if r.entry else {"path": r.path, "error": r.error})
     return out
 
@@ -100,6 +109,16 @@ def pull(repo_id: str, filename: str | None = None, revision: str = "main",
     from macllm_app.core.library.pull import pull_to_library
 
     return _entry_dict(pull_to_library(repo_id, filename, revision, progress, should_stop))
+
+
+def discard_pull(repo_id: str, filename: str) -> None:
+    """Cancel a paused download for good: remove its partial file."""
+    from macllm_app.core.library.download import Downloader
+    from macllm_app.core.library.hub import check_repo_id
+    from macllm_app.core.library.pull import hub_dir
+
+    check_repo_id(repo_id)
+    Downloader(repo_id, filename, hub_dir(repo_id) / filename).discard()
 
 
 def hf_token_status() -> dict[str, Any]:

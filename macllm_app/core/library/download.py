@@ -133,7 +133,9 @@ class Downloader:
         except (OSError, ValueError):
             saved = None
         if saved == remote and self.part.is_file():
-            return self.part.stat().st_size
+            have = self.part.stat().st_size
+            if remote["size"] is None or have <= remote["size"]:
+                return have
         self.part.write_bytes(b"")
         self.state.write_text(json.dumps(remote))
         return 0
