@@ -132,6 +132,11 @@ def test_chat_request_uses_the_template(engine: object) -> None:
     assert stats.model == "SmolLM2-135M-Instruct.Q4_1"
 
 
+def test_empty_request_is_a_clear_error(engine: object) -> None:
+    with pytest.raises(EngineError, match="no messages and no prompt"):
+        run(engine, GenerationRequest(sampling=SamplingParams.greedy(4)))
+
+
 def test_context_full_mid_generation_ends_with_length(default_model: Path) -> None:
     from macllm_app.core.engines.llamacpp import LlamaCppEngine
 

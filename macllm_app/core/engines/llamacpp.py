@@ -197,6 +197,8 @@ class LlamaCppEngine:
                 raise EngineError(f"The message is too long for the context window "
                                   f"({len(tokens)} tokens > {budget}).")
             return tokens, 0
+        if not request.messages:
+            raise EngineError("Nothing to answer: the request has no messages and no prompt.")
         memo: dict[tuple[Message, ...], list[int]] = {}
 
         def count(messages: Sequence[Message]) -> int:
