@@ -9,11 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QSplitter,
@@ -22,7 +20,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from macllm_app.core.chat.export import export_json, export_markdown, write_export
 from macllm_app.core.chat.records import StoredMessage
 from macllm_app.core.chat.session import ChatSession
 from macllm_app.core.chat.store import ChatStore
@@ -32,6 +29,7 @@ from macllm_app.core.settings import Settings
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.panes.chat.composer import Composer
 from macllm_app.ui.panes.chat.conversation_list import ConversationSidebar
+from macllm_app.ui.panes.chat.exporter import ChatExporter
 from macllm_app.ui.panes.chat.formatting import context_text
 from macllm_app.ui.panes.chat.message_view import MessageView
 from macllm_app.ui.panes.chat.settings_panel import ConversationSettingsPanel
@@ -63,7 +61,8 @@ class ChatPane(QWidget):
         self._stream_conversation: int | None = None
         self._stream_started = 0.0
         self._deleted: list[int] = []
-        self._exports: list[FunctionWorker] = []
+        self.exporter = ChatExporter(store, self)
+        self.exporter.status_message.connect(self.status_message)
 
         self.sidebar = ConversationSidebar(store)
         self.view = MessageView()
@@ -352,38 +351,7 @@ class ChatPane(QWidget):
 
     # -- export -----------------------------------------------------------------
     def export(self, kind: str, path: str | None = None) -> FunctionWorker | None:
-        """Ask for a file name (unless given) and write the open chat there in a worker."""
-        conversation_id = self.conversation_id
-        if conversation_id is None:
+        """Export the open chat (asking for a file name unless `path` is given)."""
+        if self.conversation_id is None:
             return None
-        suffix = ".md" if kind == "markdown" else ".json"
-        if path is None:
-            title = self.store.get_conversation(conversation_id).title
-            safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip()
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Export chat", str(Path.home() / f"{safe or 'chat'}{suffix}"),
-                "Markdown (*.md)" if kind == "markdown" else "JSON (*.json)")
-            if not path:
-                return None
-        render = export_markdown if kind == "markdown" else export_json
-
-        def write(target: str) -> str:
-            write_export(target, render(self.store, conversation_id))
-            return target
-
-        worker = FunctionWorker(write, path)
-        worker.finished.connect(self._on_exported)
-        worker.failed.connect(self._on_export_failed)
-        self._exports.append(worker)
-        worker.start()
-        return worker
-
-    @Slot(object)
-    def _on_exported(self, path: object) -> None:
-        self._exports = [w for w in self._exports if w.outcome == "running"]
-        self.status_message.emit(f"Exported to {path}")
-
-    @Slot(str)
-    def _on_export_failed(self, message: str) -> None:
-        self._exports = [w for w in self._exports if w.outcome == "running"]
-        self.status_message.emit(f"Export failed: {message}")
+        return self.exporter.export(self.conversation_id, kind, path)
