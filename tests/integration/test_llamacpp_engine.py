@@ -239,3 +239,24 @@ def test_should_stop_is_checked_once_per_token(engine: object) -> None:
     assert stats.finish_reason == "cancelled"
     assert stats.generated_tokens == calls == 5
     assert sum(len(e.token_ids) for e in events[:-1]) == 5
+
+
+def test_cancel_during_a_long_prompt_keeps_what_was_evaluated(default_model: Path) -> None:
+    from macllm_app.core.engines.llamacpp import LlamaCppEngine
+
+    eng = LlamaCppEngine()
+    eng.load(LoadConfig(model_path=str(default_model), n_ctx=512, n_batch=16, n_threads=2),
+             lambda f, m: None)
+    try:
+        request = GenerationRequest(prompt="The sea is wide and deep. " * 12,
+                                    sampling=SamplingParams.greedy(max_tokens=4))
+        events = list(eng.stream(request, lambda: True))
+        assert len(events) == 1
+        stats = events[0].stats  # type: ignore[union-attr]
+        assert stats.finish_reason == "cancelled"
+        assert stats.generated_tokens == 0
+        _, ids, again = run(eng, request)
+        assert again.cached_tokens == 16  # the first chunk was kept
+        assert again.generated_tokens == len(ids) == 4
+    finally:
+        eng.unload()
