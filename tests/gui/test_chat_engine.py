@@ -129,3 +129,43 @@ def test_killed_host_reports_crash_keeps_chat_and_recovers(qtbot: Any, window: A
     assert _last_reply(pane).status == "complete"
     assert not pane.view.notice.isVisible()
     assert len(pane.store.active_path(pane.conversation_id)) == 4
+
+
+def test_switching_chats_while_streaming_keeps_the_live_reply(qtbot: Any, window: Any) -> None:
+    pane = window.chat
+    other = pane.new_conversation()
+    pane.store.add_message(other, "user", "An older chat")
+    streaming = pane.new_conversation()
+    _set_max_tokens(pane, 400)
+    wait_loaded(qtbot, window)
+    with qtbot.waitSignal(pane.token_received, timeout=60_000):
+        pane.send("Write a very long poem about the sea.")
+    pane.open_conversation(other)
+    assert pane.view.streaming is None
+    assert [w.text for w in pane.view.message_widgets()] == ["An older chat"]
+    with qtbot.waitSignal(pane.token_received, timeout=60_000):
+        pass
+    pane.open_conversation(streaming)
+    widgets = pane.view.message_widgets()
+    assert pane.view.streaming is widgets[-1]
+    assert [w.role for w in widgets] == ["user", "assistant"]
+    qtbot.waitUntil(lambda: bool(pane.view.streamed_text()), timeout=30_000)
+    with qtbot.waitSignal(pane.streaming_changed, timeout=30_000):
+        pane.stop()
+    assert _last_reply(pane).status == "cancelled"
+    assert len(pane.view.message_widgets()) == 2
+
+
+def test_a_model_that_cannot_load_keeps_the_message(qtbot: Any, make_window: Any,
+                                                    gui_settings: Any, tmp_path: Any) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf file")
+    gui_settings.engine.model_path = str(broken)
+    window = make_window(gui_settings)
+    pane = window.chat
+    with qtbot.waitSignal(pane.streaming_changed, timeout=60_000,
+                          check_params_cb=lambda streaming: streaming is False):
+        pane.send("Are you there?")
+    assert pane.view.notice.text().startswith("The model could not be loaded:")
+    assert pane.composer.text() == "Are you there?"
+    assert window.status.model_label.text() == "Model not loaded"

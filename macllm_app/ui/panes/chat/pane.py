@@ -58,6 +58,8 @@ class ChatPane(QWidget):
         self._waiting_for_model: object | None = None
         self._has_messages = False
         self._title_fresh = True
+        self._stream_user_text: str | None = None
+        self._stream_text: list[str] = []
         self._stream_conversation: int | None = None
         self._stream_started = 0.0
         self._deleted: list[int] = []
@@ -161,6 +163,9 @@ class ChatPane(QWidget):
         conversation = (self.store.get_conversation(conversation_id)
                         if conversation_id is not None else None)
         path = self.store.active_path(conversation_id) if conversation_id is not None else []
+        streaming_here = self._is_streaming_here()
+        if streaming_here:  # the reply in progress is shown live, not as stored so far
+            path = [m for m in path if m.status != "streaming"]
         self.view.set_messages(conversation_id, path, self._siblings)
         self._show_title(conversation.title if conversation else "New chat")
         if self.settings_panel.conversation_id != conversation_id:
@@ -168,8 +173,12 @@ class ChatPane(QWidget):
         self._show_context(path)
         self._has_messages = bool(path)
         self.composer.set_can_regenerate(self.can_regenerate())
-        if self._is_streaming_here():
-            self.view.begin_stream(None)
+        if streaming_here:
+            user_text = self._stream_user_text
+            if path and path[-1].role == "user" and path[-1].content == user_text:
+                user_text = None  # already committed by the session
+            self.view.begin_stream(user_text)
+            self.view.append_delta("".join(self._stream_text))
 
     def _show_title(self, title: str | None = None) -> None:
         if title is None and self.conversation_id is not None:
@@ -279,7 +288,9 @@ class ChatPane(QWidget):
         self._title_fresh = False
         ticket = object()
         self._waiting_for_model = ticket  # a second send is refused while the model loads
-        self.view.begin_stream(text if action != "regenerate" else None)
+        self._stream_user_text = text if action != "regenerate" else None
+        self._stream_text = []
+        self.view.begin_stream(self._stream_user_text)
         self.composer.set_streaming(True)
         self.composer.set_can_regenerate(False)
         self.streaming_changed.emit(True)
@@ -303,6 +314,8 @@ class ChatPane(QWidget):
             if self._waiting_for_model is ticket:
                 self._waiting_for_model = None
                 self._finish_generation(f"The model could not be loaded: {message}")
+                if action == "send" and not self.composer.text():
+                    self.composer.edit.setPlainText(text)  # nothing was saved; keep the words
 
         self.engine.when_ready(ready, failed)
 
@@ -311,6 +324,7 @@ class ChatPane(QWidget):
         if self.sender() is not self.worker:
             return
         worker = self.worker
+        self._stream_text.append(text)
         if self._is_streaming_here():
             self.view.append_delta(text)
             if not self._title_fresh:
