@@ -49,7 +49,8 @@ class EngineSettings(_Group):
     n_batch: int = Field(default=512, ge=1, le=65_536, title="Batch size",
                          description="Prompt tokens processed per step.")
     n_gpu_layers: int = Field(default=-1, ge=-1, le=1024, title="GPU layers",
-                              description="Layers offloaded to the GPU; -1 = all, 0 = CPU only.")
+                              description="Layers offloaded to the GPU; -1 = all, 0 = CPU only.",
+                              json_schema_extra={"lowest": "All"})
 
 
 class SamplingSettings(_Group):

@@ -116,8 +116,8 @@ class SchemaForm(QWidget):
             minimum = int(low if low is not None else -(2**31))
             spin.setRange(minimum - 1 if optional else minimum,
                           int(high if high is not None else 2**31 - 1))
-            if optional:
-                spin.setSpecialValueText(AUTO)
+            if optional or extra.get("lowest"):
+                spin.setSpecialValueText(str(extra.get("lowest") or AUTO))
             spin.setValue(spin.minimum() if value is None else int(value))
             spin.valueChanged.connect(self.changed)
             editor = spin
