@@ -121,3 +121,29 @@ def test_self_test_subprocess_exits_zero(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "self-test ok" in result.stdout
+
+
+def test_exceptions_in_slots_and_threads_reach_the_crash_handler(qtbot: Any) -> None:
+    import threading
+
+    from PySide6.QtCore import QTimer
+
+    from macllm_app.ui.crash import CrashHandler
+
+    handler = CrashHandler(show_dialogs=False)
+    handler.install()
+    try:
+        def slot() -> None:
+            raise ValueError("slot boom")
+
+        def work() -> None:
+            raise RuntimeError("thread boom")
+
+        QTimer.singleShot(0, slot)
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        qtbot.waitUntil(lambda: len(handler.reports) == 2, timeout=3000)
+    finally:
+        handler.uninstall()
+    assert sorted(handler.reports) == ["RuntimeError: thread boom", "ValueError: slot boom"]
