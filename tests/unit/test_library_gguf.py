@@ -109,13 +109,14 @@ def test_hundred_gigabyte_claims_fail_instantly(tmp_path: Path) -> None:
     (lambda m: m.kv.append(("general.name", T_STRING, "x")), "duplicate metadata key"),
     (lambda m: m.kv.append(("k", 13, b"\0" * 4)), "unknown value type 13"),
     (lambda m: m.kv.append(("k", 9, struct.pack("<IQ", 9, 0))), "array of arrays"),
-    (lambda m: m.offset_override.update({"output_norm.weight": 8}), "not aligned"),
+    (lambda m: m.offset_override.update({"output_norm.weight": 8}), "offset 8, expected 160"),
     (lambda m: m.kv.__setitem__(9, ("tokenizer.ggml.tokens", 9, (T_STRING, ("a",) * 70))),
      "69 duplicate entries"),
     (lambda m: m.kv.__setitem__(9, ("tokenizer.ggml.tokens", 9, (T_STRING, ("a", "b", "a")))),
      "1 duplicate entries"),
-    (lambda m: m.offset_override.update({"output_norm.weight": 0}), "overlap"),
-    (lambda m: m.offset_override.update({"output_norm.weight": 1 << 40}), "past the end"),
+    (lambda m: m.offset_override.update({"output_norm.weight": 0}), "at data offset 0, expected"),
+    (lambda m: m.kv.append(("general.alignment", 10, 64)), "must be a uint32"),
+    (lambda m: m.offset_override.update({"output_norm.weight": 1 << 40}), "expected 160"),
 ])
 def test_structural_problems(
     tmp_path: Path, mutate: Callable[[TinyGGUF], None], fragment: str

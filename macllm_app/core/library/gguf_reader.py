@@ -187,7 +187,6 @@ class _Reader:
             if self.pos > self.size:
                 self.fail(f"a string in {what} runs past the end of the file")
 
-
     def unique_strings(self, count: int, what: str) -> None:
         """Skip `count` strings and fail if one repeats (llama.cpp aborts on duplicate tokens).
 
@@ -262,6 +261,8 @@ def _parse(r: _Reader, path: Path) -> GGUFHeader:
         if key in kv:
             r.fail(f"duplicate metadata key {key!r}")
         type_id = r.u32(f"the type of {key!r}")
+        if key == "general.alignment" and type_id != T_UINT32:
+            r.fail("general.alignment must be a uint32")  # llama.cpp asserts on other types
         kv[key] = _read_value(r, type_id, key)
 
     alignment = kv.get("general.alignment", DEFAULT_ALIGNMENT)
@@ -347,16 +348,17 @@ def _read_tensor_infos(r: _Reader, n_tensors: int) -> list[GGUFTensor]:
 
 def _check_tensor_layout(r: _Reader, tensors: list[GGUFTensor], data_offset: int,
                          alignment: int) -> None:
+    """Tensors in file order, each at the aligned end of the previous one (as llama.cpp
+    requires), and all inside the file."""
     data_size = r.size - data_offset
     if tensors and data_size < 0:
         r.fail("file ends before the tensor data")
-    end_prev, prev = 0, ""
-    for t in sorted(tensors, key=lambda t: t.offset):
-        if t.offset % alignment:
-            r.fail(f"tensor {t.name!r} offset {t.offset} is not aligned to {alignment}")
+    expected = 0
+    for t in tensors:
+        if t.offset != expected:
+            r.fail(f"tensor {t.name!r} is at data offset {t.offset}, expected {expected} "
+                   f"(tensors must follow each other, aligned to {alignment})")
         if t.offset + t.nbytes > data_size:
             r.fail(f"tensor {t.name!r} ({t.nbytes} bytes at data offset {t.offset}) "
                    f"extends past the end of the file")
-        if t.offset < end_prev:
-            r.fail(f"tensors {prev!r} and {t.name!r} overlap")
-        end_prev, prev = t.offset + t.nbytes, t.name
+        expected += -(-t.nbytes // alignment) * alignment
