@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,13 +21,16 @@ from macllm_app.core.engines.types import (
 )
 from macllm_app.core.errors import EngineError, TemplateError
 
+if TYPE_CHECKING:
+    from macllm_app.core.engines.llamacpp import LlamaCppEngine
+
 pytestmark = pytest.mark.llamacpp
 
 PROMPT = "The history of the Roman Empire is"
 
 
 @pytest.fixture(scope="module")
-def engine(default_model: Path) -> Iterator[object]:
+def engine(default_model: Path) -> Iterator[LlamaCppEngine]:
     from macllm_app.core.engines.llamacpp import LlamaCppEngine
 
     eng = LlamaCppEngine()
@@ -36,11 +40,12 @@ def engine(default_model: Path) -> Iterator[object]:
     eng.unload()
 
 
-def run(engine: object, request: GenerationRequest) -> tuple[str, list[int], GenerationStats]:
+def run(engine: LlamaCppEngine,
+        request: GenerationRequest) -> tuple[str, list[int], GenerationStats]:
     texts: list[str] = []
     ids: list[int] = []
     stats = None
-    for event in engine.stream(request, lambda: False):  # type: ignore[attr-defined]
+    for event in engine.stream(request, lambda: False):
         assert stats is None, "nothing may follow Finished"
         if isinstance(event, TextDelta):
             texts.append(event.text)
@@ -99,7 +104,8 @@ def test_bad_files_are_refused_in_python(tmp_path: Path, kind: str) -> None:
         assert message == "llama.cpp could not load model.gguf: failed to read header."
 
 
-def test_greedy_matches_llama_cpp_high_level_api(engine: object, default_model: Path) -> None:
+def test_greedy_matches_llama_cpp_high_level_api(engine: LlamaCppEngine,
+                                                 default_model: Path) -> None:
     import llama_cpp
 
     # Our context leaves flash attention on "auto" (enabled on CPU), as llama.cpp's
@@ -122,7 +128,7 @@ def test_greedy_matches_llama_cpp_high_level_api(engine: object, default_model: 
     assert ids == reference
 
 
-def test_chat_request_uses_the_template(engine: object) -> None:
+def test_chat_request_uses_the_template(engine: LlamaCppEngine) -> None:
     request = GenerationRequest(messages=(Message("user", "Say hi."),),
                                 sampling=SamplingParams.greedy(max_tokens=8))
     text, ids, stats = run(engine, request)
@@ -132,7 +138,7 @@ def test_chat_request_uses_the_template(engine: object) -> None:
     assert stats.model == "SmolLM2-135M-Instruct.Q4_1"
 
 
-def test_empty_request_is_a_clear_error(engine: object) -> None:
+def test_empty_request_is_a_clear_error(engine: LlamaCppEngine) -> None:
     with pytest.raises(EngineError, match="no messages and no prompt"):
         run(engine, GenerationRequest(sampling=SamplingParams.greedy(4)))
 
@@ -214,7 +220,7 @@ def test_llama_cpp_logging_stays_off_stderr(default_model: Path) -> None:
     assert int(result.stdout) >= 2
 
 
-def test_seeded_sampling_repeats_and_unseeded_varies(engine: object) -> None:
+def test_seeded_sampling_repeats_and_unseeded_varies(engine: LlamaCppEngine) -> None:
     def sampled(seed: int | None) -> list[int]:
         params = SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, seed=seed,
                                 max_tokens=12)
@@ -225,7 +231,7 @@ def test_seeded_sampling_repeats_and_unseeded_varies(engine: object) -> None:
     assert len(unseeded) > 1
 
 
-def test_should_stop_is_checked_once_per_token(engine: object) -> None:
+def test_should_stop_is_checked_once_per_token(engine: LlamaCppEngine) -> None:
     calls = 0
 
     def should_stop() -> bool:
@@ -234,11 +240,12 @@ def test_should_stop_is_checked_once_per_token(engine: object) -> None:
         return calls >= 5
 
     request = GenerationRequest(prompt=PROMPT, sampling=SamplingParams.greedy(max_tokens=50))
-    events = list(engine.stream(request, should_stop))  # type: ignore[attr-defined]
+    events = list(engine.stream(request, should_stop))
+    assert isinstance(events[-1], Finished)
     stats = events[-1].stats
     assert stats.finish_reason == "cancelled"
     assert stats.generated_tokens == calls == 5
-    assert sum(len(e.token_ids) for e in events[:-1]) == 5
+    assert sum(len(e.token_ids) for e in events if isinstance(e, TextDelta)) == 5
 
 
 def test_cancel_during_a_long_prompt_keeps_what_was_evaluated(default_model: Path) -> None:
@@ -252,7 +259,8 @@ def test_cancel_during_a_long_prompt_keeps_what_was_evaluated(default_model: Pat
                                     sampling=SamplingParams.greedy(max_tokens=4))
         events = list(eng.stream(request, lambda: True))
         assert len(events) == 1
-        stats = events[0].stats  # type: ignore[union-attr]
+        assert isinstance(events[0], Finished)
+        stats = events[0].stats
         assert stats.finish_reason == "cancelled"
         assert stats.generated_tokens == 0
         _, ids, again = run(eng, request)
