@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from macllm_app.core.errors import Cancelled, UserError
 
@@ -57,6 +58,11 @@ def safe_relative_path(name: str) -> PurePosixPath:
     if bad or any(p in ("", ".", "..") or len(p) > 255 for p in parts):
         raise DownloadError(f"Refusing a file with an unsafe name: {name!r}")
     return PurePosixPath(*parts)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
 
 
 def _verify(path: Path, sha256: str | None, git_oid: str | None, digest: str) -> bool:
@@ -113,7 +119,7 @@ class Downloader:
         offset = self._resume_offset(remote)
         self._check_disk(meta.size, offset)
         headers = build_hf_headers(token=token, library_name="macllm")
-        if not meta.location.startswith(endpoint()):
+        if _origin(meta.location) != _origin(endpoint()):
             headers.pop("authorization", None)  # never send the token to a CDN
         digest = self._fetch(meta.location, headers, offset, meta.size)
         if meta.size is not None and self.part.stat().st_size != meta.size:

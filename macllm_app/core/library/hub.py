@@ -150,7 +150,8 @@ def repo_view(repo_id: str, revision: str = "main") -> RepoView:
     check_repo_id(repo_id)
     hf = api()
     info = _call(f"listing {repo_id}",
-                 lambda: hf.model_info(repo_id, revision=revision, files_metadata=True))
+                 lambda: hf.model_info(repo_id, revision=revision, files_metadata=True,
+                                       timeout=30))
     files = []
     for s in info.siblings or ():
         lfs = s.lfs
