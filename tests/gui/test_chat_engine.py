@@ -169,3 +169,12 @@ def test_a_model_that_cannot_load_keeps_the_message(qtbot: Any, make_window: Any
     assert pane.view.notice.text().startswith("The model could not be loaded:")
     assert pane.composer.text() == "Are you there?"
     assert window.status.model_label.text() == "Model not loaded"
+
+
+def test_run_model_loads_a_chosen_file(qtbot: Any, make_window: Any, default_model: Any) -> None:
+    window = make_window(load=False)
+    assert window.status.model_label.text() == "No model loaded"
+    with qtbot.waitSignal(window.engine.loaded, timeout=60_000):
+        window.load_model(str(default_model))
+    assert window.status.engine_label.text() == "llama.cpp"
+    assert window.status.model_label.text() == default_model.stem

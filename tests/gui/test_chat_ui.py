@@ -191,3 +191,33 @@ def test_new_chat_uses_default_system_prompt_and_sampling(qtbot: Any, make_windo
     conversation = window.chat.store.get_conversation(window.chat.conversation_id)
     assert conversation.system_prompt == gui_settings.chat.system_prompt
     assert conversation.settings["max_tokens"] == gui_settings.sampling.max_tokens
+
+
+def test_rename_and_delete_actions_work_on_the_open_chat(qtbot: Any, make_window: Any,
+                                                        store: Any) -> None:
+    first = seed_conversation(store, [("a", "b")], "First")
+    second = seed_conversation(store, [("c", "d")], "Second")
+    window = make_window(load=False, store=store)
+    pane = window.chat
+    pane.open_conversation(second)
+    window.action_registry["chat.rename"].trigger()
+    assert pane.sidebar.list.state() == pane.sidebar.list.State.EditingState
+    window.action_registry["chat.delete"].trigger()
+    assert [c.id for c in store.list_conversations()] == [first]
+    assert pane.conversation_id == first
+
+
+def test_last_open_chat_is_reopened_next_time(qtbot: Any, make_window: Any,
+                                              gui_settings: Any, store: Any) -> None:
+    older = seed_conversation(store, [("old", "reply")], "Older")
+    seed_conversation(store, [("new", "reply")], "Newer")
+    window = make_window(load=False, store=store)
+    window.chat.open_conversation(older)
+    window.close()
+    from macllm_app.core import settings as settings_mod
+
+    saved = settings_mod.load()
+    assert saved.ui.last_conversation_id == older
+    again = make_window(saved, load=False, store=store)
+    assert again.chat.conversation_id == older
+    assert again.chat.title.text() == "Older"

@@ -14,6 +14,17 @@ def bind_chat_actions(pane: ChatPane, actions: ActionRegistry) -> None:
     actions.on("chat.export_json", lambda: pane.export("json"))
     actions.on("chat.undo_delete", pane.undo_delete)
     actions.on("edit.find", pane.sidebar.focus_search)
+
+    def rename() -> None:
+        if pane.conversation_id is not None:
+            pane.sidebar.rename(pane.conversation_id)
+
+    def delete() -> None:
+        if pane.conversation_id is not None:
+            pane.delete_conversation(pane.conversation_id)
+
+    actions.on("chat.rename", rename)
+    actions.on("chat.delete", delete)
     toggle = actions["chat.toggle_settings"]
     toggle.setCheckable(True)
     toggle.toggled.connect(pane.settings_button.setChecked)
@@ -26,6 +37,8 @@ def bind_chat_actions(pane: ChatPane, actions: ActionRegistry) -> None:
         actions.set_enabled("chat.regenerate", pane.can_regenerate())
         actions.set_enabled("chat.export_markdown", has_chat)
         actions.set_enabled("chat.export_json", has_chat)
+        actions.set_enabled("chat.rename", has_chat)
+        actions.set_enabled("chat.delete", has_chat and not streaming)
         actions.set_enabled("chat.undo_delete", pane.can_undo_delete())
 
     pane.streaming_changed.connect(lambda _s: update())

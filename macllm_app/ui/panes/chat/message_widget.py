@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
@@ -143,6 +143,12 @@ class MessageWidget(QFrame):
     @Slot()
     def copy_text(self) -> None:
         QGuiApplication.clipboard().setText(self.text)
+        self.copy_button.setText("Copied")
+        QTimer.singleShot(1500, self._reset_copy_button)
+
+    @Slot()
+    def _reset_copy_button(self) -> None:
+        self.copy_button.setText("Copy")
 
     @Slot(str)
     def _link(self, href: str) -> None:

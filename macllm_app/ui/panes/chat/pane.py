@@ -61,7 +61,8 @@ class ChatPane(QWidget):
         self._stream_user_text: str | None = None
         self._stream_text: list[str] = []
         self._stream_conversation: int | None = None
-        self._stream_started = 0.0
+        self._first_token_at: float | None = None
+        self._first_token_count = 0
         self._deleted: list[int] = []
         self.exporter = ChatExporter(store, self)
         self.exporter.status_message.connect(self.status_message)
@@ -307,7 +308,7 @@ class ChatPane(QWidget):
             worker.cancelled.connect(self._on_generation_cancelled)
             worker.failed.connect(self._on_generation_failed)
             self.worker = worker
-            self._stream_started = time.perf_counter()
+            self._first_token_at = None
             worker.start()
 
         def failed(message: str) -> None:
@@ -321,9 +322,9 @@ class ChatPane(QWidget):
 
     @Slot(str)
     def _on_token(self, text: str) -> None:
-        if self.sender() is not self.worker:
-            return
         worker = self.worker
+        if worker is None or self.sender() is not worker:
+            return
         self._stream_text.append(text)
         if self._is_streaming_here():
             self.view.append_delta(text)
@@ -331,9 +332,12 @@ class ChatPane(QWidget):
                 self._title_fresh = True
                 self._show_title()  # the store has named the chat from its first message
         self.token_received.emit(text)
-        elapsed = time.perf_counter() - self._stream_started
-        if worker is not None and elapsed > 0:
-            self.speed_changed.emit(worker.tokens_seen / elapsed)
+        now = time.perf_counter()
+        if self._first_token_at is None:
+            self._first_token_at, self._first_token_count = now, worker.tokens_seen
+        elif now > self._first_token_at:
+            decoded = worker.tokens_seen - self._first_token_count
+            self.speed_changed.emit(decoded / (now - self._first_token_at))
 
     @Slot(object)
     def _on_generation_finished(self, _stats: object) -> None:
