@@ -42,7 +42,8 @@ def main() -> int:
 
     model = args.model or str(default_model_path())
     raw = llama_cpp.Llama(model_path=model, n_ctx=2048, n_threads=args.threads,
-                          n_threads_batch=args.threads, n_batch=512, verbose=False)
+                          n_threads_batch=args.threads, n_batch=512, verbose=False,
+                          flash_attn=True)  # llama.cpp's default, which our engine keeps
     host = EngineHost()
     host.load(LoadConfig(model_path=model, n_ctx=2048, n_threads=args.threads, n_batch=512))
     sampling = SamplingParams.greedy(max_tokens=args.tokens)

@@ -82,6 +82,9 @@ def check_gguf(path: Path) -> None:
         raise EngineError(f"The model file {path} cannot be read: {exc.strerror}.") from None
     if magic != GGUF_MAGIC:
         raise EngineError(f"The model file {path} is not a GGUF file.")
+    from macllm_app.core.library.gguf_reader import read_gguf_header
+
+    read_gguf_header(path)  # full header validation before llama.cpp sees the file
 
 
 def physical_cores() -> int:

@@ -1,0 +1,31 @@
+"""A corrupt GGUF is refused by the Python validator inside the host, before llama.cpp."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from macllm_app.core.engines.host import EngineHost
+from macllm_app.core.engines.types import LoadConfig
+from macllm_app.core.errors import EngineError
+
+pytestmark = pytest.mark.llamacpp
+
+
+def _header_claiming_huge_counts(path: Path) -> None:
+    # magic, version 3, 1 tensor, 2**40 metadata entries: a native reader would try to allocate
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 1, 2**40) + b"\0" * 64)
+
+
+def test_corrupt_gguf_is_refused_and_the_host_survives(tmp_path: Path,
+                                                       default_model: Path) -> None:
+    bad = tmp_path / "corrupt.gguf"
+    _header_claiming_huge_counts(bad)
+    with EngineHost() as host:
+        with pytest.raises(EngineError, match=r"corrupt\.gguf"):
+            host.load(LoadConfig(model_path=str(bad), n_ctx=512, n_threads=2))
+        assert host.is_alive()
+        info = host.load(LoadConfig(model_path=str(default_model), n_ctx=512, n_threads=2))
+        assert info.architecture == "llama"
