@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         for action_id in self.action_registry.ids():
             self.addAction(self.action_registry[action_id])  # shortcuts work with the menu hidden
         self.chat.conversation_deleted.connect(self._on_conversation_deleted)
+        self.chat.title_changed.connect(self._show_title)
         self.chat.streaming_changed.connect(self._on_streaming)
         self.chat.speed_changed.connect(self.status.set_speed)
 
@@ -167,6 +168,10 @@ class MainWindow(QMainWindow):
     @Slot(int, str)
     def _on_conversation_deleted(self, _conversation_id: int, title: str) -> None:
         self.status.show_undo(f"Deleted “{title}”", self.chat.undo_delete)
+
+    @Slot(str)
+    def _show_title(self, title: str) -> None:
+        self.setWindowTitle(f"{title} — MacLLM" if title else "MacLLM")
 
     def _status_message(self, text: str) -> None:
         self.status.showMessage(text, 6000)

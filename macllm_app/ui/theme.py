@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QApplication
 
@@ -71,6 +72,8 @@ QMainWindow, #chatCenter, #messageContainer {{ background: #ffffff; }}
 
 
 def apply_theme(app: QApplication) -> None:
+    # The style sheet is a light theme; keep native widgets light to match it.
+    app.styleHints().setColorScheme(Qt.ColorScheme.Light)
     if sys.platform != "darwin":
         app.setStyle("Fusion")
     font = QFont()

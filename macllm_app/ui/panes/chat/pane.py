@@ -43,6 +43,7 @@ class ChatPane(QWidget):
     streaming_changed = Signal(bool)
     speed_changed = Signal(float)           # live tokens per second
     token_received = Signal(str)
+    title_changed = Signal(str)
     conversation_changed = Signal(object)   # conversation id or None
     conversation_deleted = Signal(int, str)  # id, title (for the Undo toast)
 
@@ -185,7 +186,10 @@ class ChatPane(QWidget):
         if title is None and self.conversation_id is not None:
             title = self.store.get_conversation(self.conversation_id).title
             self.sidebar.refresh(select=self.conversation_id)
-        self.title.setText(title or "New chat")
+        title = title or "New chat"
+        if title != self.title.text():
+            self.title.setText(title)
+            self.title_changed.emit(title)
 
     def _siblings(self, message: StoredMessage) -> tuple[int, list[int]] | None:
         siblings = self.store.siblings(message.id)
