@@ -37,6 +37,8 @@ from macllm_app.ui.workers import FunctionWorker, GenerationAction, GenerationWo
 
 log = logging.getLogger("macllm.ui.chat")
 
+SPEED_INTERVAL_S = 0.25
+
 
 class ChatPane(QWidget):
     status_message = Signal(str)
@@ -64,6 +66,7 @@ class ChatPane(QWidget):
         self._stream_conversation: int | None = None
         self._first_token_at: float | None = None
         self._first_token_count = 0
+        self._speed_shown_at = 0.0
         self._deleted: list[int] = []
         self.exporter = ChatExporter(store, self)
         self.exporter.status_message.connect(self.status_message)
@@ -339,7 +342,9 @@ class ChatPane(QWidget):
         now = time.perf_counter()
         if self._first_token_at is None:
             self._first_token_at, self._first_token_count = now, worker.tokens_seen
-        elif now > self._first_token_at:
+            self._speed_shown_at = now
+        elif now - self._speed_shown_at >= SPEED_INTERVAL_S:
+            self._speed_shown_at = now
             decoded = worker.tokens_seen - self._first_token_count
             self.speed_changed.emit(decoded / (now - self._first_token_at))
 
