@@ -96,6 +96,9 @@ def test_edit_and_resend_keeps_old_branch(qtbot: Any, window: Any) -> None:
     with qtbot.waitSignal(pane.streaming_changed, timeout=180_000,
                           check_params_cb=lambda streaming: streaming is False):
         qtbot.keyClick(pane.composer.edit, Qt.Key.Key_Return)
+        shown = pane.view.message_widgets()
+        assert [(w.role, w.message) for w in shown] == [("user", None), ("assistant", None)]
+        assert shown[0].text == "Hello, who are you?", "the replaced branch is hidden"
     path = pane.store.active_path(pane.conversation_id)
     assert path[0].content == "Hello, who are you?"
     assert path[-1].role == "assistant" and path[-1].status == "complete"

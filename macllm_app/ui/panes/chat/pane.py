@@ -298,6 +298,7 @@ class ChatPane(QWidget):
         self._waiting_for_model = ticket  # a second send is refused while the model loads
         self._stream_user_text = text if action != "regenerate" else None
         self._stream_text = []
+        self._hide_replaced(action, message_id)
         self.view.begin_stream(self._stream_user_text)
         self.composer.set_streaming(True)
         self.composer.set_can_regenerate(False)
@@ -326,6 +327,18 @@ class ChatPane(QWidget):
                     self.composer.edit.setPlainText(text)  # nothing was saved; keep the words
 
         self.engine.when_ready(ready, failed)
+
+    def _hide_replaced(self, action: GenerationAction, message_id: int | None) -> None:
+        """While a new branch streams, hide what it replaces (kept in the store)."""
+        if action == "send" or self.conversation_id is None:
+            return
+        path = self.store.active_path(self.conversation_id)
+        if action == "edit":
+            ids = [m.id for m in path]
+            path = path[:ids.index(message_id)] if message_id in ids else path
+        elif path and path[-1].role == "assistant":
+            path = path[:-1]
+        self.view.set_messages(self.conversation_id, path, self._siblings)
 
     @Slot(str)
     def _on_token(self, text: str) -> None:
