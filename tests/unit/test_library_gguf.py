@@ -139,3 +139,15 @@ def test_truncated_and_not_gguf(tmp_path: Path) -> None:
     _expect(_header_file(tmp_path, b"GG"), "not a GGUF file")
     with pytest.raises(ModelFileError, match="no such file"):
         inspect_model(tmp_path / "missing.gguf")
+
+
+def test_remembered_vocabulary_is_checked_by_content(tmp_path: Path) -> None:
+    tokens = tuple(f"t{i:05d}" for i in range(2000))
+    model = TinyGGUF.llama()
+    model.kv[9] = ("tokenizer.ggml.tokens", 9, (T_STRING, tokens))
+    path = model.write(tmp_path / "vocab.gguf")
+    assert inspect_model(path).vocab_size == 2000
+    assert inspect_model(path).vocab_size == 2000  # second time: from the digest memo
+    # same count, same first bytes, same length: only the digest tells them apart
+    model.kv[9] = ("tokenizer.ggml.tokens", 9, (T_STRING, (*tokens[:-1], tokens[0])))
+    _expect(model.write(tmp_path / "dup.gguf"), "1 duplicate entries")

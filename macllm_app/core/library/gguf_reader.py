@@ -30,9 +30,11 @@ MAX_STRING = 64 << 20
 MAX_KEPT_TEXT = 128 << 20
 #: String arrays whose entries llama.cpp requires to be distinct.
 UNIQUE_ARRAYS = frozenset({"tokenizer.ggml.tokens"})
-MAX_UNIQUE_REGION = 64 << 20
-_KNOWN_UNIQUE: OrderedDict[bytes, None] = OrderedDict()
-_UNIQUE_LOCK = threading.Lock()
+#: String arrays up to this size are remembered by digest (see `string_array`).
+MAX_MEMO_REGION = 64 << 20
+MEMO_MIN_COUNT = 1024
+_MEMO: OrderedDict[tuple[int, bytes], tuple[int, bytes, bool]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
 #: Arrays at most this long keep their values (e.g. general.languages).
 SMALL_ARRAY = 64
 
@@ -187,41 +189,72 @@ class _Reader:
             if self.pos > self.size:
                 self.fail(f"a string in {what} runs past the end of the file")
 
-    def unique_strings(self, count: int, what: str) -> None:
-        """Skip `count` strings and fail if one repeats (llama.cpp aborts on duplicate tokens).
+    def string_array(self, count: int, what: str, distinct: bool) -> None:
+        """Skip `count` strings; with `distinct`, fail if one repeats (llama.cpp aborts on
+        duplicate tokens).
 
-        The distinctness check builds a set of every string, so its verdict is
-        remembered by a digest of the exact bytes: validating the same vocabulary
-        again (inspect, then import) costs one hash.
+        Verdicts are remembered by a digest of the exact bytes walked, so checking
+        the same vocabulary again (inspect, then import) costs one read and one hash.
         """
         start = self.pos
-        self.skip_strings(count, what)
-        size = self.pos - start
-        if size > MAX_UNIQUE_REGION:
-            self.fail(f"{what} is larger than {MAX_UNIQUE_REGION >> 20} MB")
-        self.f.seek(start)
-        region = self.f.read(size)
-        if len(region) != size:
-            self.fail(f"file ends inside {what} (it changed while being read)")
-        digest = hashlib.blake2b(region, digest_size=20, person=count.to_bytes(8, "little"))
-        key = digest.digest()
-        with _UNIQUE_LOCK:
-            if key in _KNOWN_UNIQUE:
-                _KNOWN_UNIQUE.move_to_end(key)
+        i = self.ensure(min(64, self.size - start), what)
+        key = (count, self.buf[i:i + 64])
+        with _MEMO_LOCK:
+            known = _MEMO.get(key)
+        if known is not None:
+            extent, digest, was_distinct = known
+            region = self._region(start, extent)
+            if region is not None and _digest(region, count) == digest:
+                if distinct and not was_distinct:
+                    _check_distinct(self, region, count, what)
+                self.pos = start + extent
+                _remember(key, (extent, digest, was_distinct or distinct))
                 return
-        unpack = _U64.unpack_from
-        starts, p = [], 0
-        for _ in range(count):
-            starts.append(p + 8)
-            p += 8 + unpack(region, p)[0]
-        ends = [*starts[1:], size + 8]
-        distinct = len(set(map(region.__getitem__, map(slice, starts, (e - 8 for e in ends)))))
-        if distinct != count:
-            self.fail(f"{what} has {count - distinct} duplicate entries")
-        with _UNIQUE_LOCK:
-            _KNOWN_UNIQUE[key] = None
-            while len(_KNOWN_UNIQUE) > 32:
-                _KNOWN_UNIQUE.popitem(last=False)
+        self.skip_strings(count, what)
+        extent = self.pos - start
+        if extent > MAX_MEMO_REGION:
+            if distinct:
+                self.fail(f"{what} is larger than {MAX_MEMO_REGION >> 20} MB")
+            return
+        region = self._region(start, extent)
+        if region is None:
+            self.fail(f"file ends inside {what} (it changed while being read)")
+        if distinct:
+            _check_distinct(self, region, count, what)
+        _remember(key, (extent, _digest(region, count), distinct))
+
+    def _region(self, start: int, size: int) -> bytes | None:
+        if start + size > self.size:
+            return None
+        self.f.seek(start)
+        data = self.f.read(size)
+        return data if len(data) == size else None
+
+
+def _digest(region: bytes, count: int) -> bytes:
+    return hashlib.blake2b(region, digest_size=20, person=count.to_bytes(8, "little")).digest()
+
+
+def _remember(key: tuple[int, bytes], value: tuple[int, bytes, bool]) -> None:
+    with _MEMO_LOCK:
+        _MEMO[key] = value
+        _MEMO.move_to_end(key)
+        while len(_MEMO) > 64:
+            _MEMO.popitem(last=False)
+
+
+def _check_distinct(r: _Reader, region: bytes, count: int, what: str) -> None:
+    """`region` holds exactly `count` well-formed strings (already walked)."""
+    unpack = _U64.unpack_from
+    starts: list[int] = []
+    p = 0
+    for _ in range(count):
+        starts.append(p + 8)
+        p += 8 + unpack(region, p)[0]
+    ends = [s - 8 for s in starts[1:]] + [len(region)]
+    distinct = len(set(map(region.__getitem__, map(slice, starts, ends))))
+    if distinct != count:
+        r.fail(f"{what} has {count - distinct} duplicate entries")
 
 
 def read_gguf_header(path: Path) -> GGUFHeader:
@@ -288,8 +321,8 @@ def _read_value(r: _Reader, type_id: int, key: str) -> Value | GGUFArray:
         if elem == T_STRING:
             if count > (r.size - r.pos) // 8:
                 r.fail(f"{key!r} claims {count} strings, more than the file can hold")
-            if key in UNIQUE_ARRAYS:
-                r.unique_strings(count, f"{key!r}")
+            if key in UNIQUE_ARRAYS or count >= MEMO_MIN_COUNT:
+                r.string_array(count, f"{key!r}", distinct=key in UNIQUE_ARRAYS)
                 return GGUFArray(elem, count, None)
             if count <= SMALL_ARRAY:
                 return GGUFArray(elem, count, tuple(
