@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +30,7 @@ from macllm_app.ui.panes.chat.composer import Composer
 from macllm_app.ui.panes.chat.conversation_list import ConversationSidebar
 from macllm_app.ui.panes.chat.exporter import ChatExporter
 from macllm_app.ui.panes.chat.formatting import context_text
+from macllm_app.ui.panes.chat.header import ChatHeader
 from macllm_app.ui.panes.chat.message_view import MessageView
 from macllm_app.ui.panes.chat.settings_panel import ConversationSettingsPanel
 from macllm_app.ui.workers import FunctionWorker, GenerationAction, GenerationWorker
@@ -76,31 +76,21 @@ class ChatPane(QWidget):
         self.composer = Composer()
         self.settings_panel = ConversationSettingsPanel(settings().sampling)
         self.settings_panel.hide()
-        self.title = QLabel("New chat")
-        self.title.setObjectName("chatTitle")
-        self.context_label = QLabel()
-        self.context_label.setObjectName("contextLabel")
+        header = ChatHeader()
+        self.title = header.title
+        self.context_label = header.context_label
+        self.settings_button = header.settings_button
+        self.settings_button.toggled.connect(self.settings_panel.setVisible)
         self.dropped_note = QLabel()
         self.dropped_note.setObjectName("droppedNote")
         self.dropped_note.setWordWrap(True)
         self.dropped_note.hide()
-        self.settings_button = QToolButton()
-        self.settings_button.setObjectName("toggleSettings")
-        self.settings_button.setText("Chat Settings")
-        self.settings_button.setCheckable(True)
-        self.settings_button.toggled.connect(self.settings_panel.setVisible)
-
-        header = QHBoxLayout()
-        header.setContentsMargins(20, 10, 12, 6)
-        header.addWidget(self.title, 1)
-        header.addWidget(self.context_label)
-        header.addWidget(self.settings_button)
         center = QWidget()
         center.setObjectName("chatCenter")
         column = QVBoxLayout(center)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
-        column.addLayout(header)
+        column.addWidget(header)
         column.addWidget(self.view, 1)
         column.addWidget(self.dropped_note)
         column.addWidget(self.composer)
