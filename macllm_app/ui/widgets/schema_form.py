@@ -11,7 +11,6 @@ import types
 import typing
 from typing import Any, Literal
 
-from annotated_types import Ge, Le
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from PySide6.QtCore import Signal
@@ -41,12 +40,13 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
 
 
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
+    """The field's `ge`/`le` constraints (pydantic keeps them as metadata objects)."""
     low = high = None
     for item in info.metadata:
-        if isinstance(item, Ge):
-            low = float(item.ge)  # type: ignore[arg-type]
-        elif isinstance(item, Le):
-            high = float(item.le)  # type: ignore[arg-type]
+        if getattr(item, "ge", None) is not None:
+            low = float(item.ge)
+        if getattr(item, "le", None) is not None:
+            high = float(item.le)
     return low, high
 
 
