@@ -221,3 +221,12 @@ def test_last_open_chat_is_reopened_next_time(qtbot: Any, make_window: Any,
     again = make_window(saved, load=False, store=store)
     assert again.chat.conversation_id == older
     assert again.chat.title.text() == "Older"
+
+
+def test_markdown_never_loads_images_or_raw_html() -> None:
+    from macllm_app.ui.panes.chat.markdown import render_markdown
+
+    rendered = render_markdown("![cat](/home/me/cat.png) <img src='/etc/x.png'> <b>hi</b>")
+    assert "<img" not in rendered.html
+    assert '<a href="/home/me/cat.png"' in rendered.html
+    assert "&lt;b&gt;hi&lt;/b&gt;" in rendered.html

@@ -48,6 +48,7 @@ class _Renderer:
         self.md.add_render_rule("fence", _fence)
         self.md.add_render_rule("code_block", _fence)
         self.md.add_render_rule("code_inline", _code_inline)
+        self.md.add_render_rule("image", _image)
 
     def render(self, text: str) -> Rendered:
         blocks: list[str] = []
@@ -80,6 +81,14 @@ def _fence(_renderer: Any, tokens: list[Token], idx: int, _options: Any, env: An
 def _code_inline(_renderer: Any, tokens: list[Token], idx: int, _options: Any, _env: Any) -> str:
     code = html.escape(tokens[idx].content)
     return f'<code style="font-family:{MONO}; background-color:{CODE_BACKGROUND};">{code}</code>'
+
+
+def _image(_renderer: Any, tokens: list[Token], idx: int, _options: Any, _env: Any) -> str:
+    """Images become links: model output never makes the app load files or URLs."""
+    token = tokens[idx]
+    src = html.escape(str(token.attrGet("src") or ""), quote=True)
+    alt = html.escape(token.content or "image")
+    return f'<a href="{src}" style="color:{LINK_COLOR};">[{alt}]</a>'
 
 
 _renderer: _Renderer | None = None
