@@ -74,7 +74,7 @@ class ChatPane(QWidget):
         self.sidebar = ConversationSidebar(store)
         self.view = MessageView()
         self.composer = Composer()
-        self.settings_panel = ConversationSettingsPanel(settings().sampling)
+        self.settings_panel = ConversationSettingsPanel(lambda: settings().sampling)
         self.settings_panel.hide()
         header = ChatHeader()
         self.title = header.title

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -19,7 +20,8 @@ class ConversationSettingsPanel(QScrollArea):
 
     changed = Signal(int, str, dict)  # conversation id, system prompt, sampling settings
 
-    def __init__(self, defaults: SamplingSettings, parent: QWidget | None = None) -> None:
+    def __init__(self, defaults: Callable[[], SamplingSettings],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("conversationSettings")
         self.setWidgetResizable(True)
@@ -54,7 +56,7 @@ class ConversationSettingsPanel(QScrollArea):
         self._loading = True
         self.conversation_id = conversation.id if conversation is not None else None
         self.system_prompt.setPlainText(conversation.system_prompt if conversation else "")
-        values: dict[str, Any] = self.defaults.model_dump()
+        values: dict[str, Any] = self.defaults().model_dump()
         if conversation is not None:
             values.update(conversation.settings)
         if self.form is not None:
