@@ -147,3 +147,26 @@ def test_exceptions_in_slots_and_threads_reach_the_crash_handler(qtbot: Any) -> 
     finally:
         handler.uninstall()
     assert sorted(handler.reports) == ["RuntimeError: thread boom", "ValueError: slot boom"]
+
+
+def test_preferences_action_saves_the_settings_file(qtbot: Any, make_window: Any) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from macllm_app.ui.preferences import PreferencesDialog
+
+    window = make_window(load=False)
+
+    def edit_and_accept() -> None:
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, PreferencesDialog)
+        dialog.forms["chat"].editor("system_prompt").setPlainText("Be brief.")  # type: ignore[attr-defined]
+        dialog.accept()
+
+    QTimer.singleShot(0, edit_and_accept)
+    window.action_registry["app.preferences"].trigger()
+    assert window.settings.chat.system_prompt == "Be brief."
+    assert settings_mod.load().chat.system_prompt == "Be brief."
+    window.chat.new_conversation()
+    conversation = window.chat.store.get_conversation(window.chat.conversation_id)
+    assert conversation.system_prompt == "Be brief."
