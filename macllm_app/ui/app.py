@@ -37,6 +37,7 @@ def run_gui() -> int:
     from PySide6.QtWidgets import QApplication
 
     from macllm_app.ui.crash import CrashHandler
+    from macllm_app.ui.icons import app_icon
     from macllm_app.ui.logs import setup_logging
     from macllm_app.ui.main_window import MainWindow
     from macllm_app.ui.theme import apply_theme
@@ -48,6 +49,7 @@ def run_gui() -> int:
     app.setOrganizationName("MacLLM")
     app.setApplicationDisplayName("MacLLM")
     apply_theme(app)
+    app.setWindowIcon(app_icon())
     crash = CrashHandler()
     crash.install()
     window = MainWindow()

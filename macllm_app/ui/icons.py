@@ -8,12 +8,8 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPixmap
 SIZE = 64
 
 
-def chat_icon(color: str = "#3c3c43") -> QIcon:
-    """A speech bubble."""
-    pixmap = QPixmap(SIZE, SIZE)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+def _draw_bubble(painter: QPainter, color: str, dots: str) -> None:
+    """A speech bubble with three dots, in a 64 x 64 box."""
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(QColor(color))
     path = QPainterPath()
@@ -24,8 +20,34 @@ def chat_icon(color: str = "#3c3c43") -> QIcon:
     tail.lineTo(QPointF(30, 44))
     tail.closeSubpath()
     painter.drawPath(path.united(tail))
-    painter.setBrush(QColor("#ffffff"))
+    painter.setBrush(QColor(dots))
     for x in (20, 32, 44):
         painter.drawEllipse(QPointF(x, 27), 3.5, 3.5)
+
+
+def _canvas(size: int) -> tuple[QPixmap, QPainter]:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    return pixmap, painter
+
+
+def chat_icon(color: str = "#3c3c43") -> QIcon:
+    pixmap, painter = _canvas(SIZE)
+    _draw_bubble(painter, color, "#ffffff")
+    painter.end()
+    return QIcon(pixmap)
+
+
+def app_icon() -> QIcon:
+    """A blue rounded square with a white speech bubble (window and dock icon)."""
+    pixmap, painter = _canvas(256)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor("#0a84ff"))
+    painter.drawRoundedRect(QRectF(8, 8, 240, 240), 54, 54)
+    painter.translate(40, 44)
+    painter.scale(176 / SIZE, 176 / SIZE)
+    _draw_bubble(painter, "#ffffff", "#0a84ff")
     painter.end()
     return QIcon(pixmap)

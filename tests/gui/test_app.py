@@ -170,3 +170,27 @@ def test_preferences_action_saves_the_settings_file(qtbot: Any, make_window: Any
     window.chat.new_conversation()
     conversation = window.chat.store.get_conversation(window.chat.conversation_id)
     assert conversation.system_prompt == "Be brief."
+
+
+def test_a_registered_pane_gets_a_sidebar_button(qtbot: Any, make_window: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QLabel, QToolButton
+
+    from macllm_app.ui.icons import chat_icon
+    from macllm_app.ui.panes import registry
+
+    monkeypatch.setattr(registry, "PANES", list(registry.PANES))
+    registry.register_pane(registry.PaneSpec("library", "Library", chat_icon,
+                                             lambda _context: QLabel("models")))
+    with pytest.raises(ValueError, match="twice"):
+        registry.register_pane(registry.PaneSpec("library", "Again", chat_icon,
+                                                 lambda _context: QLabel()))
+    monkeypatch.setattr("macllm_app.ui.main_window.PANES", registry.PANES)
+    window = make_window(load=False)
+    button = window.findChild(QToolButton, "pane.library")
+    assert button is not None
+    button.click()
+    assert window.stack.currentWidget() is window.panes["library"]
+    assert window.settings.ui.sidebar_pane == "library"
+    window.show_pane("chat")
+    assert window.stack.currentWidget() is window.chat
