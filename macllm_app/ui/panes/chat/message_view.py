@@ -18,6 +18,8 @@ from macllm_app.ui.panes.chat.message_widget import MessageWidget
 from macllm_app.ui.widgets.stack_box import StackBox
 
 WINDOW = 40
+FIRST_BATCH = 12   # widgets built at once when a chat opens; the rest follow in batches
+BATCH = 10
 EMPTY_TEXT = ("<p style='font-size:20px; color:#1d1d1f;'><b>What can I help with?</b></p>"
               "<p style='color:#8e8e93;'>Your chats stay on this computer. Press Enter to send, "
               "Shift+Enter for a new line.</p>")
@@ -74,6 +76,7 @@ class MessageView(QScrollArea):
         self.conversation_id: int | None = None
         self._messages: list[StoredMessage] = []
         self._shown = WINDOW
+        self._built = WINDOW
         self._widgets: dict[int, tuple[_Key, MessageWidget]] = {}
         self._order: list[MessageWidget] = []
         self._pending: list[MessageWidget] = []
@@ -87,6 +90,10 @@ class MessageView(QScrollArea):
         self._render_timer.setInterval(RENDER_INTERVAL_MS)
         self._render_timer.timeout.connect(self._render_stream)
         self._stick_to_bottom = True
+        self._grow_timer = QTimer(self)
+        self._grow_timer.setSingleShot(True)
+        self._grow_timer.setInterval(0)
+        self._grow_timer.timeout.connect(self._grow)
         bar = self.verticalScrollBar()
         bar.rangeChanged.connect(self._on_range_changed)
         bar.valueChanged.connect(self._on_scrolled)
@@ -99,14 +106,26 @@ class MessageView(QScrollArea):
             self._drop_all()
             self.conversation_id = conversation_id
             self._shown = WINDOW
+            self._built = FIRST_BATCH
             self._stick_to_bottom = True
         self._messages = messages
         self._siblings = siblings
         self._clear_pending()
         self._rebuild()
+        if self._built < min(self._shown, len(messages)):
+            self._grow_timer.start()
+
+    @Slot()
+    def _grow(self) -> None:
+        """Build the next batch of older widgets, one event-loop turn at a time."""
+        self._built += BATCH
+        self._rebuild()
+        if self._built < min(self._shown, len(self._messages)):
+            self._grow_timer.start()
 
     def show_earlier(self) -> None:
         self._shown += WINDOW
+        self._built = self._shown
         self._stick_to_bottom = False
         self._rebuild()
 
@@ -116,8 +135,8 @@ class MessageView(QScrollArea):
         if message_id not in ids:
             return
         needed = len(ids) - ids.index(message_id)
-        if needed > self._shown:
-            self._shown = needed
+        if needed > min(self._shown, self._built):
+            self._shown = self._built = max(needed, self._shown)
             self._rebuild()
         widget = self._widgets[message_id][1]
         self._stick_to_bottom = False
@@ -130,7 +149,8 @@ class MessageView(QScrollArea):
         return [*self._order, *self._pending]
 
     def _rebuild(self) -> None:
-        visible = self._messages[-self._shown:] if self._shown else []
+        count = min(self._shown, self._built)
+        visible = self._messages[-count:] if count else []
         keep: dict[int, tuple[_Key, MessageWidget]] = {}
         order: list[MessageWidget] = []
         for message in visible:
@@ -153,7 +173,7 @@ class MessageView(QScrollArea):
         self._history.set_widgets(order)
         self._order = order
         self._update_empty()
-        hidden = len(self._messages) - len(visible)
+        hidden = len(self._messages) - min(self._shown, len(self._messages))
         self.earlier_button.setText(f"Show {min(hidden, WINDOW)} earlier messages "
                                     f"({hidden} hidden)")
         self.earlier_button.setVisible(hidden > 0)
