@@ -28,7 +28,8 @@ class PromptEdit(QPlainTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("promptEdit")
-        self.setPlaceholderText("Message MacLLM…  (Enter to send, Shift+Enter for a new line)")
+        self.setPlaceholderText("Message MacLLM…")
+        self.setToolTip("Enter sends; Shift+Enter starts a new line")
         self.setTabChangesFocus(True)
         self.document().documentLayout().documentSizeChanged.connect(self._fit)
         self._fit()
