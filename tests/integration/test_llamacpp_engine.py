@@ -19,7 +19,7 @@ from macllm_app.core.engines.types import (
     SamplingParams,
     TextDelta,
 )
-from macllm_app.core.errors import EngineError, TemplateError
+from macllm_app.core.errors import EngineError, TemplateError, UserError
 
 if TYPE_CHECKING:
     from macllm_app.core.engines.llamacpp import LlamaCppEngine
@@ -95,13 +95,13 @@ def test_bad_files_are_refused_in_python(tmp_path: Path, kind: str) -> None:
         path.write_bytes(b"PK\x03\x04 this is a zip")
     elif kind == "truncated-gguf":
         path.write_bytes(b"GGUF\x03\x00\x00\x00")
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(UserError) as info:
         LlamaCppEngine().load(LoadConfig(model_path=str(path)), lambda f, m: None)
     message = str(info.value)
     assert "\n" not in message
     assert "model.gguf" in message
-    if kind == "truncated-gguf":
-        assert message == "llama.cpp could not load model.gguf: failed to read header."
+    if kind == "truncated-gguf":  # caught by our header validator, not by llama.cpp
+        assert message == "model.gguf: file ends inside the tensor count (offset 8, file size 8)"
 
 
 def test_greedy_matches_llama_cpp_high_level_api(engine: LlamaCppEngine,

@@ -21,6 +21,7 @@ from macllm_app.core.chat.template import ChatTemplate
 from macllm_app.core.engines.base import ProgressCallback, StopCheck
 from macllm_app.core.engines.llamacpp_native import (
     PENALTY_LAST_N,
+    GreedyPicker,
     build_sampler,
     check_gguf,
     init_backend,
@@ -222,7 +223,7 @@ class LlamaCppEngine:
         if prefix < len(cached) and not lc.llama_memory_seq_rm(self._memory, -1, prefix, -1):
             prefix = 0
         if prefix == 0:
-            lc.llama_memory_clear(self._memory, True)
+            lc.llama_memory_clear(self._memory, False)
         del cached[prefix:]
         return prefix
 
@@ -243,7 +244,7 @@ class LlamaCppEngine:
     def _reset_cache(self) -> None:
         self._cached = []
         if self._memory:
-            lc.llama_memory_clear(self._memory, True)
+            lc.llama_memory_clear(self._memory, False)
 
     # -- generation -------------------------------------------------------
     def stream(self, request: GenerationRequest, should_stop: StopCheck) -> Iterator[Event]:
@@ -265,8 +266,9 @@ class LlamaCppEngine:
             prompt_s = time.perf_counter() - prompt_started
             stats = _Counters(started)
             if finished:
+                greedy = params.temperature <= 0.0 and params.repeat_penalty == 1.0
                 yield from self._decode_loop(sampler, params.max_tokens, params.stop,
-                                             should_stop, stats)
+                                             should_stop, stats, greedy)
             else:
                 stats.finish = "cancelled"
         finally:
@@ -288,11 +290,14 @@ class LlamaCppEngine:
         ))
 
     def _decode_loop(self, sampler: Any, max_tokens: int, stop: Sequence[str],
-                     should_stop: StopCheck, stats: _Counters) -> Iterator[TextDelta]:
+                     should_stop: StopCheck, stats: _Counters,
+                     greedy: bool) -> Iterator[TextDelta]:
         """Sample, detokenize and feed back one token at a time (the hot loop)."""
         assert self._pieces is not None
-        sample, decode = lc.llama_sampler_sample, lc.llama_decode
+        decode = lc.llama_decode
         ctx, batch, slot = self._ctx, self._one_batch, self._one_token
+        pick = GreedyPicker(ctx, self._n_vocab) if greedy else None
+        native_sample = lc.llama_sampler_sample
         entries, lookup = self._pieces.entries, self._pieces.lookup
         stream_text = StreamText()
         stops = StopMatcher(stop) if stop else None
@@ -300,7 +305,7 @@ class LlamaCppEngine:
         generated = 0
         finish: FinishReason = "length"
         while generated < max_tokens:
-            token = sample(sampler, ctx, -1)
+            token = pick() if pick is not None else native_sample(sampler, ctx, -1)
             entry = entries[token]
             if entry is None:
                 entry = lookup(token)
@@ -310,6 +315,7 @@ class LlamaCppEngine:
             if type(entry) is str and not stream_text.partial:
                 text = entry
             else:
+                assert isinstance(entry, str | bytes)
                 text = stream_text.feed(entry)
             generated += 1
             stats.last = clock()
