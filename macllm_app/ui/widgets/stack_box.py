@@ -55,6 +55,7 @@ class StackBox(QWidget):
             widget.setGeometry(0, y, width, height)
             y += height + self._spacing
         self.setFixedHeight(max(0, y - self._spacing))
+        self.setVisible(bool(self._items))  # an empty box takes no spacing in its parent
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

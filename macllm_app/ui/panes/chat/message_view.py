@@ -236,6 +236,7 @@ class MessageView(QScrollArea):
     def _append_pending(self, widget: MessageWidget) -> None:
         self._turn_layout.addWidget(widget)
         self._pending.append(widget)
+        self._turn.show()
 
     def _clear_pending(self) -> None:
         if self.streaming is not None:
@@ -244,6 +245,7 @@ class MessageView(QScrollArea):
             self._turn_layout.removeWidget(widget)
             widget.deleteLater()
         self._pending = []
+        self._turn.hide()
 
     # -- notices and scrolling ----------------------------------------------
     def show_notice(self, text: str) -> None:
