@@ -59,6 +59,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                separator_before=True),
     ActionSpec("window.minimize", "Minimize", "window", "Ctrl+M"),
     ActionSpec("window.zoom", "Zoom", "window"),
+    ActionSpec("help.logs", "Show Logs Folder", "help"),
     ActionSpec("help.about", "About MacLLM", "help", role=ROLE.AboutRole),
 )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Slot
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from macllm_app import __version__
+from macllm_app.core import paths
 from macllm_app.core import settings as settings_mod
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.engines.select import default_engine_for
@@ -127,6 +128,8 @@ class MainWindow(QMainWindow):
         self.action_registry.on("window.minimize", self.showMinimized)
         self.action_registry.on("window.zoom", self._toggle_zoom)
         self.action_registry.on("help.about", self._about)
+        self.action_registry.on("help.logs", lambda: QDesktopServices.openUrl(
+            QUrl.fromLocalFile(str(paths.logs_dir()))))
         for action_id in self.action_registry.ids():
             self.addAction(self.action_registry[action_id])  # shortcuts work with the menu hidden
         self.chat.conversation_deleted.connect(self._on_conversation_deleted)

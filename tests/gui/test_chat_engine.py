@@ -48,6 +48,8 @@ def test_send_streams_reply_into_view_and_store(qtbot: Any, window: Any) -> None
     assert pane.context_label.text().endswith("/ 2,048 tokens")
     assert pane.sidebar.model.rowCount() == 1
     assert pane.title.text() == "Say hello."
+    assert window.windowTitle() == "Say hello. — MacLLM"
+    assert window.status.speed_label.text().endswith(" tok/s")
 
 
 def test_stop_mid_stream_stores_cancelled_reply(qtbot: Any, window: Any) -> None:

@@ -23,6 +23,7 @@ from macllm_app.core.chat.records import StoredMessage
 from macllm_app.core.chat.session import ChatSession
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.engines.host import EngineHost
+from macllm_app.core.engines.types import GenerationStats
 from macllm_app.core.errors import EngineCrashed
 from macllm_app.core.settings import Settings
 from macllm_app.ui.engine import EngineController
@@ -352,7 +353,9 @@ class ChatPane(QWidget):
             self.speed_changed.emit(decoded / (now - self._first_token_at))
 
     @Slot(object)
-    def _on_generation_finished(self, _stats: object) -> None:
+    def _on_generation_finished(self, stats: object) -> None:
+        if isinstance(stats, GenerationStats) and stats.decode_tps > 0:
+            self.speed_changed.emit(stats.decode_tps)
         self._finish_generation()
 
     @Slot()
