@@ -233,7 +233,10 @@ class GenerationWorker(Worker):
             self._session = session
             self._session_ready.set()
             stats = None
-            for event in self._events(session):
+            events = self._events(session)  # the user's side is saved by now
+            if self.abort_requested:
+                session.cancel()  # stopped before the reply began: store it as cancelled
+            for event in events:
                 if isinstance(event, TextDelta):
                     if self.abort_requested:
                         self.host.cancel()  # a cancel that raced the stream's start

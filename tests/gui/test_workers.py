@@ -110,3 +110,27 @@ def test_function_worker_reports_user_errors_in_one_line(qtbot: Any) -> None:
     qtbot.waitUntil(lambda: bool(messages))
     assert messages == ["The disk is full."]
     workers.wait_for_workers(1000)
+
+
+def test_stop_before_the_reply_starts_stores_it_cancelled(qtbot: Any) -> None:
+    from macllm_app.core.chat.session import ChatSession
+    from macllm_app.core.chat.store import ChatStore
+
+    class UnusedHost(StuckHost):
+        def stream(self, *_args: Any) -> Iterator[Event]:  # type: ignore[override]
+            raise AssertionError("the engine must not be asked")
+
+    host = UnusedHost()
+    with ChatStore() as store:
+        conversation = store.create_conversation()
+        worker = GenerationWorker(
+            host, lambda: ChatSession(store, host, conversation.id),  # type: ignore[arg-type]
+            "send", "Hello")
+        worker.cancel()
+        worker.start()
+        _wait_done(qtbot, worker)
+        assert worker.outcome == "cancelled"
+        user, reply = store.active_path(conversation.id)
+        assert user.content == "Hello", "the user's words are kept"
+        assert reply.status == "cancelled" and reply.content == ""
+    assert not host.killed.is_set()
