@@ -52,7 +52,7 @@ def _stream(qtbot: Any, view: Any, tokens: int) -> tuple[list[float], int]:
 
     turns: list[float] = []
     view.begin_stream(None)
-    MessageWidget.set_text = counting  # type: ignore[method-assign]
+    MessageWidget.set_text = counting  # type: ignore[method-assign,assignment]
     try:
         for i in range(tokens):
             view.append_delta(f" word{i}" if i % 40 else "\n\n")

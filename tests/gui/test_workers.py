@@ -75,8 +75,9 @@ def test_cancel_kills_a_host_that_does_not_stop(qtbot: Any,
 def test_finished_carries_stats_and_a_crash_is_a_failure(qtbot: Any) -> None:
     stats = GenerationStats(generated_tokens=2, finish_reason="stop")
     host = StuckHost()
-    good = GenerationWorker(host, lambda: FakeSession(  # type: ignore[arg-type]
-        host, iter([TextDelta("a", (1,)), TextDelta("b", (2,)), Finished(stats)])), "send")
+    events: list[Event] = [TextDelta("a", (1,)), TextDelta("b", (2,)), Finished(stats)]
+    good = GenerationWorker(host, lambda: FakeSession(host, iter(events)),  # type: ignore[arg-type]
+                            "send")
     results: list[object] = []
     good.finished.connect(results.append)
     good.start()
@@ -117,7 +118,7 @@ def test_stop_before_the_reply_starts_stores_it_cancelled(qtbot: Any) -> None:
     from macllm_app.core.chat.store import ChatStore
 
     class UnusedHost(StuckHost):
-        def stream(self, *_args: Any) -> Iterator[Event]:  # type: ignore[override]
+        def stream(self, *_args: Any) -> Iterator[Event]:
             raise AssertionError("the engine must not be asked")
 
     host = UnusedHost()
