@@ -214,7 +214,7 @@ class ChatPane(QWidget):
         title = self.store.get_conversation(conversation_id).title
         self.store.delete_conversation(conversation_id)
         self._deleted.append(conversation_id)
-        self.sidebar.refresh()
+        self.sidebar.refresh(select=self.conversation_id)
         if conversation_id == self.conversation_id:
             remaining = self.store.list_conversations()
             self.open_conversation(remaining[0].id if remaining else None)
