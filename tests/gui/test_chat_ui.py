@@ -89,9 +89,11 @@ def test_enter_sends_and_shift_enter_adds_a_line(qtbot: Any) -> None:
     sent: list[str] = []
     composer.submitted.connect(sent.append)
     qtbot.keyClicks(composer.edit, "first line")
+    one_line = composer.edit.height()
     qtbot.keyClick(composer.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClicks(composer.edit, "second line")
     assert sent == []
+    assert composer.edit.height() > one_line, "the box grows with its text"
     assert composer.text() == "first line\nsecond line"
     qtbot.keyClick(composer.edit, Qt.Key.Key_Return)
     assert sent == ["first line\nsecond line"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
 )
 
 MAX_LINES = 8
-PADDING = 16  # the style sheet's vertical padding and border
 
 
 class PromptEdit(QPlainTextEdit):
@@ -46,15 +45,20 @@ class PromptEdit(QPlainTextEdit):
             self.escaped.emit()
         super().keyPressEvent(event)
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
     @Slot()
     def _fit(self) -> None:
+        self.ensurePolished()  # the style sheet sets the font, border and padding
         line = self.fontMetrics().lineSpacing()
         wanted = max(1, int(self.document().size().height()))
         lines = min(MAX_LINES, wanted)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded if wanted > MAX_LINES
                                         else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         chrome = int(self.document().documentMargin() * 2) + 2 * self.frameWidth()
-        self.setFixedHeight(lines * line + chrome + PADDING)
+        self.setFixedHeight(lines * line + chrome + 2)
 
 
 class Composer(QFrame):
@@ -98,7 +102,7 @@ class Composer(QFrame):
 
         row = QHBoxLayout()
         row.setSpacing(8)
-        row.addWidget(self.edit, 1)
+        row.addWidget(self.edit, 1, Qt.AlignmentFlag.AlignTop)
         buttons = QVBoxLayout()
         buttons.setSpacing(4)
         buttons.addWidget(self.send_button)
