@@ -1,0 +1,79 @@
+"""Where the time to first token goes: raw llama_decode vs our engine in-process vs the host."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import llama_cpp.llama_cpp as lc
+
+from macllm_app.core.engines.host import EngineHost
+from macllm_app.core.engines.llamacpp import LlamaCppEngine
+from macllm_app.core.engines.llamacpp_native import tokenize
+from macllm_app.core.engines.types import GenerationRequest, LoadConfig, SamplingParams
+
+FILLER = "The quick brown fox jumps over the lazy dog near the quiet river bank. "
+
+
+def ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:7.2f} ms"
+
+
+def main() -> None:
+    model, threads = sys.argv[1], int(sys.argv[2])
+    config = LoadConfig(model_path=model, n_ctx=2048, n_threads=threads, n_batch=512)
+    engine = LlamaCppEngine()
+    engine.load(config, lambda f, m: None)
+    words = (FILLER * 40).split(" ")
+    while len(tokenize(engine._vocab, " ".join(words), add_special=False)) > 512:
+        words = words[:-4]
+    prompt = " ".join(words)
+    tokens = tokenize(engine._vocab, prompt, add_special=False)
+    request = GenerationRequest(prompt=prompt, reuse_cache=False,
+                                sampling=SamplingParams.greedy(max_tokens=1))
+    raw, tok, inproc = [], [], []
+    for _ in range(8):
+        t0 = time.perf_counter()
+        tokenize(engine._vocab, prompt, add_special=False)
+        tok.append(time.perf_counter() - t0)
+        lc.llama_memory_clear(engine._memory, False)
+        engine._cached.clear()
+        array = (lc.llama_token * len(tokens))(*tokens)
+        t0 = time.perf_counter()
+        lc.llama_decode(engine._ctx, lc.llama_batch_get_one(array, len(tokens)))
+        lc.llama_synchronize(engine._ctx)
+        raw.append(time.perf_counter() - t0)
+        lc.llama_memory_clear(engine._memory, False)
+        engine._cached.clear()
+        t0 = time.perf_counter()
+        events = engine.stream(request, lambda: False)
+        next(events)
+        inproc.append(time.perf_counter() - t0)
+        for _ in events:
+            pass
+    n = len(tokenize(engine._vocab, prompt, add_special=False))
+    engine.unload()
+    host = EngineHost()
+    host.load(config)
+    hosted = []
+    for _ in range(8):
+        t0 = time.perf_counter()
+        stream = host.stream(request)
+        next(stream)
+        hosted.append(time.perf_counter() - t0)
+        for _ in stream:
+            pass
+    host.shutdown()
+    print(f"prompt {n} tokens")
+    print(f"  tokenize:                 {ms(tok)}")
+    print(f"  raw llama_decode+sync:    {ms(raw)}")
+    print(f"  engine in-process TTFT:   {ms(inproc)}")
+    print(f"  engine host TTFT:         {ms(hosted)}")
+
+
+if __name__ == "__main__":
+    main()
