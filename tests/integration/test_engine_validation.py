@@ -29,3 +29,33 @@ def test_corrupt_gguf_is_refused_and_the_host_survives(tmp_path: Path,
         assert host.is_alive()
         info = host.load(LoadConfig(model_path=str(default_model), n_ctx=512, n_threads=2))
         assert info.architecture == "llama"
+
+
+def test_token_prompt_matches_text_prompt_and_bad_ids_are_refused(llama_host: EngineHost) -> None:
+    from macllm_app.core.engines.types import (
+        Finished,
+        GenerationRequest,
+        SamplingParams,
+        TextDelta,
+    )
+
+    def reply(request: GenerationRequest) -> tuple[str, int]:
+        text, prompt_tokens = "", 0
+        for event in llama_host.stream(request):
+            if isinstance(event, TextDelta):
+                text += event.text
+            elif isinstance(event, Finished):
+                prompt_tokens = event.stats.prompt_tokens
+        return text, prompt_tokens
+
+    prompt = "<|im_start|>user\nName three fruits.<|im_end|>\n<|im_start|>assistant\n"
+    greedy = SamplingParams.greedy(max_tokens=12)
+    ids = llama_host.tokenize(prompt)
+    assert len(ids) == llama_host.count_tokens(prompt) > 5
+    from_text = reply(GenerationRequest(prompt=prompt, sampling=greedy, reuse_cache=False))
+    from_ids = reply(GenerationRequest(prompt_tokens=tuple(ids), sampling=greedy,
+                                       reuse_cache=False))
+    assert from_ids == from_text
+    assert from_text[0].strip()
+    with pytest.raises(EngineError, match="outside the vocabulary"):
+        reply(GenerationRequest(prompt_tokens=(1, 10**9), sampling=greedy))

@@ -172,6 +172,10 @@ class EngineHost:
     def count_tokens(self, text: str) -> int:
         return int(self._call(("count", text)))
 
+    def tokenize(self, text: str) -> list[int]:
+        tokens: list[int] = self._call(("tokenize", text))
+        return tokens
+
     def stats(self) -> dict[str, int]:
         result: dict[str, int] = self._call(("stats",))
         return result

@@ -2,7 +2,7 @@
 
 Protocol (tuples over a multiprocessing pipe):
   parent -> child: ("load", LoadConfig) ("generate", GenerationRequest) ("unload",)
-                   ("stats",) ("count", text) ("shutdown",)
+                   ("stats",) ("count", text) ("tokenize", text) ("shutdown",)
   child -> parent: ("progress", fraction, message) ("loaded", ModelInfo)
                    ("delta", text, token_ids) ("done", GenerationStats)
                    ("error", message) ("ok", value)
@@ -57,6 +57,11 @@ def host_main(conn: Connection, cancel_flag: Any) -> None:
                     conn.send(("error", "No model is loaded."))
                     continue
                 _generate(conn, engine, command[1], cancel_flag)
+            elif kind == "tokenize":
+                if engine is None:
+                    conn.send(("error", "No model is loaded."))
+                    continue
+                conn.send(("ok", engine.tokenize(command[1])))
             elif kind == "count":
                 if engine is None:
                     conn.send(("error", "No model is loaded."))

@@ -174,8 +174,11 @@ class LlamaCppEngine:
         self._cached = []
 
     def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def tokenize(self, text: str) -> list[int]:
         self._require()
-        return len(tokenize(self._vocab, text, add_special=False))
+        return tokenize(self._vocab, text, add_special=False)
 
     def _require(self) -> ModelInfo:
         if self._info is None:
@@ -192,8 +195,12 @@ class LlamaCppEngine:
     def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], int]:
         """Prompt tokens and how many old messages were dropped to fit the window."""
         budget = prompt_budget(self._n_ctx, request.sampling.max_tokens)
-        if request.prompt is not None:
-            tokens = tokenize(self._vocab, request.prompt, add_special=self._add_bos)
+        if request.prompt_tokens is not None or request.prompt is not None:
+            if request.prompt_tokens is not None:
+                tokens = self._checked_tokens(request.prompt_tokens)
+            else:
+                assert request.prompt is not None
+                tokens = tokenize(self._vocab, request.prompt, add_special=self._add_bos)
             if len(tokens) > budget:
                 raise EngineError(f"The message is too long for the context window "
                                   f"({len(tokens)} tokens > {budget}).")
@@ -210,6 +217,12 @@ class LlamaCppEngine:
         fitted = fit_to_context(request.messages, count, budget)
         tokens = memo.get(fitted.messages) or self._encode_chat(fitted.messages)
         return tokens, fitted.dropped
+
+    def _checked_tokens(self, tokens: Sequence[int]) -> list[int]:
+        bad = next((t for t in tokens if not 0 <= t < self._n_vocab), None)
+        if bad is not None:
+            raise EngineError(f"Token id {bad} is outside the vocabulary (0..{self._n_vocab - 1}).")
+        return list(tokens)
 
     def _reuse_prefix(self, tokens: list[int], reuse: bool) -> int:
         """Keep the cached prefix shared with `tokens`; return its length."""

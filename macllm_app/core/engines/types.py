@@ -51,10 +51,12 @@ class LoadConfig:
 
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
-    """Either `messages` (rendered with the model's chat template) or a raw `prompt`."""
+    """`messages` (rendered with the model's chat template), a raw `prompt`, or
+    `prompt_tokens` (token ids, as OpenAI-style completion APIs accept)."""
 
     messages: tuple[Message, ...] = ()
     prompt: str | None = None
+    prompt_tokens: tuple[int, ...] | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     reuse_cache: bool = True
 
