@@ -1,0 +1,102 @@
+"""What the library pane and `macllm models list` show: every model with a fit verdict.
+
+The bundled default model is always listed (source "bundled"), whether or not
+it was imported. Only files MacLLM itself put in its models folder (copies and
+Hub downloads) can be deleted from here.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from macllm_app.core import paths
+from macllm_app.core.errors import UserError
+from macllm_app.core.hardware.fit import FitEstimate, estimate, shape_of
+from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
+from macllm_app.core.library.metadata import ModelMetadata
+
+OWNED_SOURCES = frozenset({"copy", "hub"})
+SOURCE_LABELS = {"copy": "ours", "link": "linked", "hub": "ours (Hub)", "bundled": "bundled",
+                 "hf-cache": "HF cache", "lmstudio": "LM Studio", "ollama": "Ollama"}
+
+
+def _engine(meta: ModelMetadata) -> str:
+    return meta.engines[0] if meta.engines else "llama.cpp"
+
+
+def fit_of(meta: ModelMetadata, n_ctx: int, engine: str | None = None) -> FitEstimate:
+    return estimate(shape_of(meta), n_ctx, engine or _engine(meta))
+
+
+def _row(entry_id: str, name: str, source: str, meta: ModelMetadata, n_ctx: int) -> dict[str, Any]:
+    return {
+        "id": entry_id, "name": name, "path": meta.path, "format": meta.format,
+        "source": source, "source_label": SOURCE_LABELS.get(source, source),
+        "owned": source in OWNED_SOURCES, "size_bytes": meta.size_bytes,
+        "architecture": meta.architecture, "quantization": meta.quantization,
+        "n_params": meta.n_params, "context_length": meta.context_length,
+        "engines": list(meta.engines), "fit": fit_of(meta, n_ctx).verdict,
+    }
+
+
+def _entry_row(e: LibraryEntry, n_ctx: int) -> dict[str, Any]:
+    return _row(e.id, e.name, e.source, e.model_metadata(), n_ctx)
+
+
+def bundled_row(n_ctx: int) -> dict[str, Any] | None:
+    from macllm_app.core.default_model import DISPLAY_NAME, default_model_path
+    from macllm_app.core.library.formats import inspect_model
+
+    try:
+        meta = inspect_model(default_model_path())
+    except UserError:
+        return None  # not installed: nothing to list
+    return _row("default", DISPLAY_NAME, "bundled", meta, n_ctx)
+
+
+def library_rows(n_ctx: int = 4096, scan_stores: bool = True) -> list[dict[str, Any]]:
+    """The bundled model first (unless imported), then the catalogue, each with a fit verdict."""
+    if scan_stores:
+        from macllm_app.core.library.stores import refresh_store_index
+
+        refresh_store_index()
+    rows = [_entry_row(e, n_ctx) for e in Catalogue().entries()]
+    bundled = bundled_row(n_ctx)
+    if bundled is not None and all(r["path"] != bundled["path"] for r in rows):
+        rows.insert(0, bundled)
+    return rows
+
+
+def model_details(path: str, n_ctx: int, engine: str | None = None) -> dict[str, Any]:
+    """Full metadata (re-validated), the fit estimate, and measured peaks for this model."""
+    from macllm_app.core.library.formats import inspect_model
+
+    meta = inspect_model(Path(path))
+    fit = fit_of(meta, n_ctx, engine)
+    measured = [{"engine": m.engine, "n_ctx": m.n_ctx, "peak_bytes": m.peak_bytes,
+                 "estimate_bytes": m.estimate_bytes, "error": m.error}
+                for m in Catalogue().measurements(meta.path)]
+    return {"metadata": meta.to_dict(), "fit": fit.to_dict(), "measured": measured}
+
+
+def delete_owned(path: str) -> str:
+    """Delete a model MacLLM copied or downloaded, and forget it; returns its name."""
+    cat = Catalogue()
+    entry = cat.find_path(Path(path))
+    if entry is None or entry.source not in OWNED_SOURCES:
+        raise UserError("Only models MacLLM copied or downloaded can be deleted here.")
+    target = Path(entry.path)
+    root = paths.models_dir().resolve()
+    if not target.resolve().is_relative_to(root):
+        raise UserError(f"{target} is outside MacLLM's models folder; not deleting it.")
+    try:
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UserError(f"Could not delete {target.name}: {exc.strerror or exc}") from exc
+    cat.remove_where(lambda e: e.path != entry.path)
+    return entry.name
