@@ -11,6 +11,7 @@ from typing import Any
 
 from macllm_app.core.errors import Cancelled
 
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p_models = sub.add_parser("models", help="the model library and the Hugging Face Hub")
     msub = p_models.add_subparsers(dest="models_command", required=True)

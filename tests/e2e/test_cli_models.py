@@ -110,7 +110,7 @@ def test_search_filters_and_sorts(hub: FakeHub) -> None:
     mlx = _macllm("models", "search", "", "--mlx", env=env).stdout
     assert "mlx-community/Tiny-4bit" in mlx and "acme" not in mlx
     every = json.loads(_macllm("models", "search", "", "--json", env=env).stdout)
-    assert [m["id"] for m in every][0] == "acme/Other-GGUF"
+    assert every[0]["id"] == "acme/Other-GGUF"
 
 
 def _slow_writes(monkeypatch: pytest.MonkeyPatch) -> None:
