@@ -7,6 +7,13 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from macllm_app.ui.main_window import MainWindow
+    from macllm_app.ui.panes.library.importing import FileOpenFilter
 
 DESCRIPTION = "MacLLM: run local language models."
 
@@ -53,12 +60,22 @@ def run_gui() -> int:
     crash = CrashHandler()
     crash.install()
     window = MainWindow()
+    install_file_open(app, window)
     app.aboutToQuit.connect(window.shutdown)
     window.show()
     try:
         return int(app.exec())
     finally:
         crash.uninstall()
+
+
+def install_file_open(app: QApplication, window: MainWindow) -> FileOpenFilter:
+    """Files opened from the Dock or Finder ("Open With") are imported like drops."""
+    from macllm_app.ui.panes.library.importing import FileOpenFilter
+
+    file_open = FileOpenFilter(window.open_files, window)
+    app.installEventFilter(file_open)
+    return file_open
 
 
 if __name__ == "__main__":

@@ -18,6 +18,32 @@ from macllm_app.ui.workers import LoadModelWorker
 
 log = logging.getLogger("macllm.ui.engine")
 
+
+class MeasuredLoadWorker(LoadModelWorker):
+    """Loads, then records the host's peak memory next to the library's estimate.
+
+    Only a host's first load is measured: its peak RSS covers every model it ever held.
+    """
+
+    def __init__(self, host: EngineHost, config: LoadConfig, measure: bool) -> None:
+        super().__init__(host, config)
+        self.measure = measure
+
+    def work(self) -> ModelInfo:
+        info = super().work()
+        if not self.measure:
+            return info
+        try:
+            from macllm_app.core.library.memory_records import record_measured_peak
+
+            peak = int(self.host.stats().get("peak_rss_bytes", 0))
+            if peak > 0:
+                record_measured_peak(self.config.model_path, self.config.engine,
+                                     info.n_ctx or self.config.n_ctx, peak)
+        except Exception as exc:  # a measurement never spoils a load
+            log.warning("Could not record the measured memory: %s", exc)
+        return info
+
 ReadyCallback = Callable[[EngineHost], None]
 FailCallback = Callable[[str], None]
 
@@ -35,6 +61,7 @@ class EngineController(QObject):
         self._config_factory = config_factory
         self._config: LoadConfig | None = None
         self.host = EngineHost()
+        self._host_loads = 0
         self.model: ModelInfo | None = None
         self._loader: LoadModelWorker | None = None
         self._waiting: list[tuple[ReadyCallback, FailCallback]] = []
@@ -62,7 +89,8 @@ class EngineController(QObject):
         if not self.host.is_alive():
             self._replace_host()
         self.model = None
-        worker = LoadModelWorker(self.host, self._config)
+        worker = MeasuredLoadWorker(self.host, self._config, measure=self._host_loads == 0)
+        self._host_loads += 1
         worker.progress.connect(self.load_progress)
         worker.finished.connect(self._on_loaded)
         worker.failed.connect(self._on_load_failed)
@@ -98,6 +126,7 @@ class EngineController(QObject):
     def _replace_host(self) -> None:
         old = self.host
         self.host = EngineHost()
+        self._host_loads = 0
         old.kill()
         old.shutdown(timeout=1.0)
 

@@ -6,7 +6,14 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl, Slot
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QShowEvent
+from PySide6.QtGui import (
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
@@ -30,6 +37,8 @@ from macllm_app.core.settings import Settings
 from macllm_app.ui.actions import ActionRegistry
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.panes.chat.pane import ChatPane
+from macllm_app.ui.panes.library.importing import mime_paths
+from macllm_app.ui.panes.library.pane import LibraryPane
 from macllm_app.ui.panes.registry import PANES, AppContext
 from macllm_app.ui.preferences import PreferencesDialog
 from macllm_app.ui.status_bar import StatusBar
@@ -98,6 +107,7 @@ class MainWindow(QMainWindow):
         row.addWidget(self.stack, 1)
         self.setCentralWidget(central)
 
+        self.setAcceptDrops(True)
         self._wire_actions()
         self._wire_engine()
         self._memory_timer = QTimer(self)
@@ -136,6 +146,9 @@ class MainWindow(QMainWindow):
         self.chat.title_changed.connect(self._show_title)
         self.chat.streaming_changed.connect(self._on_streaming)
         self.chat.speed_changed.connect(self.status.set_speed)
+        library = self.panes.get("library")
+        if isinstance(library, LibraryPane):
+            library.load_requested.connect(self._load_from_library)
 
     def _wire_engine(self) -> None:
         self.engine.load_started.connect(self.status.set_loading)
@@ -208,6 +221,32 @@ class MainWindow(QMainWindow):
         self.engine.load(LoadConfig(model_path=path, engine=engine, n_ctx=base.n_ctx,
                                     n_threads=base.n_threads, n_batch=base.n_batch,
                                     n_gpu_layers=base.n_gpu_layers))
+
+    @Slot(str)
+    def _load_from_library(self, path: str) -> None:
+        self.load_model(path)
+        self.show_pane("chat")
+
+    def open_files(self, paths: list[str]) -> None:
+        """Import dropped or "Open With" files through the Library pane."""
+        library = self.panes.get("library")
+        if isinstance(library, LibraryPane) and paths:
+            self.show_pane("library")
+            library.import_paths(paths)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if mime_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = mime_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.open_files(paths)
+        else:
+            event.ignore()
 
     def _toggle_zoom(self) -> None:
         if self.isMaximized():

@@ -180,17 +180,17 @@ def test_a_registered_pane_gets_a_sidebar_button(qtbot: Any, make_window: Any,
     from macllm_app.ui.panes import registry
 
     monkeypatch.setattr(registry, "PANES", list(registry.PANES))
-    registry.register_pane(registry.PaneSpec("library", "Library", chat_icon,
+    registry.register_pane(registry.PaneSpec("extra", "Extra", chat_icon,
                                              lambda _context: QLabel("models")))
     with pytest.raises(ValueError, match="twice"):
-        registry.register_pane(registry.PaneSpec("library", "Again", chat_icon,
+        registry.register_pane(registry.PaneSpec("extra", "Again", chat_icon,
                                                  lambda _context: QLabel()))
     monkeypatch.setattr("macllm_app.ui.main_window.PANES", registry.PANES)
     window = make_window(load=False)
-    button = window.findChild(QToolButton, "pane.library")
+    button = window.findChild(QToolButton, "pane.extra")
     assert button is not None
     button.click()
-    assert window.stack.currentWidget() is window.panes["library"]
-    assert window.settings.ui.sidebar_pane == "library"
+    assert window.stack.currentWidget() is window.panes["extra"]
+    assert window.settings.ui.sidebar_pane == "extra"
     window.show_pane("chat")
     assert window.stack.currentWidget() is window.chat

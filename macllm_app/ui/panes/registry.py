@@ -13,6 +13,7 @@ from macllm_app.core.settings import Settings
 from macllm_app.ui.actions import ActionRegistry
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.icons import chat_icon
+from macllm_app.ui.panes.library.icon import library_icon
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +46,17 @@ def _chat(context: AppContext) -> QWidget:
     return pane
 
 
+def _library(context: AppContext) -> QWidget:
+    from macllm_app.ui.panes.library.pane import LibraryPane
+
+    pane = LibraryPane(lambda: context.settings().engine.n_ctx)
+    pane.status_message.connect(context.status)
+    return pane
+
+
 PANES: list[PaneSpec] = [
     PaneSpec("chat", "Chat", chat_icon, _chat, "Ctrl+1"),
+    PaneSpec("library", "Library", library_icon, _library, "Ctrl+2"),
 ]
 
 

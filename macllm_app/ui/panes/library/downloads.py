@@ -1,0 +1,157 @@
+"""One Hub download at a time: progress (bytes, speed, ETA), Pause (keeps the partial), Cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from macllm_app.ui.panes.library.table_model import human_size
+from macllm_app.ui.workers import FunctionWorker, Worker
+
+STEPS = 1000
+
+
+def progress_text(p: dict[str, Any]) -> str:
+    total = p.get("total")
+    text = f"{human_size(p['done'])} of {human_size(total)}" if total else human_size(p["done"])
+    text += f" · {human_size(int(p.get('speed_bps') or 0))}/s"
+    if p.get("eta_s") is not None:
+        text += f" · ETA {p['eta_s']:.0f} s"
+    return text
+
+
+class DownloadWorker(Worker):
+    """Pulls a repo file into the library; cancel() pauses (the partial file stays)."""
+
+    def __init__(self, repo_id: str, filename: str | None) -> None:
+        super().__init__()
+        self.repo_id = repo_id
+        self.filename = filename
+
+    def work(self) -> object:
+        from macllm_app.core.library.commands import pull
+
+        return pull(self.repo_id, self.filename, progress=self._report,
+                    should_stop=lambda: self.abort_requested)
+
+    def _report(self, p: dict[str, Any]) -> None:
+        total = p.get("total") or 0
+        self.progress.emit(p["done"] / total if total else 0.0, progress_text(p))
+
+
+class DownloadBar(QWidget):
+    downloaded = Signal(object)  # the new library entry (dict)
+    message = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.worker: DownloadWorker | None = None
+        self._target: tuple[str, str | None] | None = None
+        self._discard_when_stopped = False
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.bar = QProgressBar()
+        self.bar.setObjectName("downloadProgress")
+        self.bar.setRange(0, STEPS)
+        self.bar.setValue(0)
+        self.label = QLabel("")
+        self.label.setObjectName("downloadStatus")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setObjectName("pauseDownload")
+        self.pause_button.clicked.connect(self.pause)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("cancelDownload")
+        self.cancel_button.clicked.connect(self.cancel)
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.pause_button)
+        row.addWidget(self.cancel_button)
+        self._set_running(False)
+        self.setVisible(False)
+
+    def is_running(self) -> bool:
+        return self.worker is not None
+
+    def start(self, repo_id: str, filename: str | None) -> None:
+        """Download (or resume a paused download of) this file."""
+        if self.worker is not None:
+            return
+        self._target = (repo_id, filename)
+        self._discard_when_stopped = False
+        worker = DownloadWorker(repo_id, filename)
+        worker.progress.connect(self._on_progress)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_stopped)
+        self.worker = worker
+        self.bar.setValue(0)
+        self.label.setText(f"Starting {filename or repo_id}…")
+        self.setVisible(True)
+        self._set_running(True)
+        worker.start()
+
+    @Slot()
+    def pause(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    @Slot()
+    def cancel(self) -> None:
+        """Stop and remove the partial file (a paused download can be cancelled too)."""
+        if self.worker is not None:
+            self._discard_when_stopped = True
+            self.worker.cancel()
+        elif self._target is not None:
+            self._discard()
+
+    def _set_running(self, running: bool) -> None:
+        self.pause_button.setEnabled(running)
+        self.cancel_button.setEnabled(running or self._target is not None)
+
+    @Slot(float, str)
+    def _on_progress(self, fraction: float, text: str) -> None:
+        self.bar.setValue(round(fraction * STEPS))
+        self.label.setText(text)
+
+    @Slot(object)
+    def _on_finished(self, entry: object) -> None:
+        self.worker = None
+        self._target = None
+        self.bar.setValue(STEPS)
+        self.label.setText("Downloaded")
+        self._set_running(False)
+        if isinstance(entry, dict):
+            self.message.emit(f"Downloaded {entry['name']}")
+            self.downloaded.emit(entry)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.worker = None
+        self.label.setText(message)
+        self._set_running(False)
+        self.message.emit(message)
+
+    @Slot()
+    def _on_stopped(self) -> None:
+        self.worker = None
+        if self._discard_when_stopped:
+            self._discard()
+            return
+        self.label.setText("Paused: Download again to resume")
+        self._set_running(False)
+
+    def _discard(self) -> None:
+        from macllm_app.core.library.commands import discard_pull
+
+        assert self._target is not None
+        repo_id, filename = self._target
+        self._target = None
+        self._set_running(False)
+        self.bar.setValue(0)
+        self.label.setText("Cancelled")
+        if filename is not None:
+            cleanup = FunctionWorker(discard_pull, repo_id, filename)
+            cleanup.failed.connect(self.message)
+            cleanup.start()

@@ -1,0 +1,250 @@
+"""The Library pane: the model table with a filter, details, actions, drops, and the Hub tab."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QProcess, QSortFilterProxyModel, Qt, Signal, Slot
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from macllm_app.core.platform import current as current_platform
+from macllm_app.ui.panes.library.details import DetailsPanel
+from macllm_app.ui.panes.library.hub_view import HubBrowser
+from macllm_app.ui.panes.library.importing import Importer, mime_paths
+from macllm_app.ui.panes.library.table_model import ROW_ROLE, SORT_ROLE, LibraryTableModel
+from macllm_app.ui.workers import FunctionWorker
+
+
+class LibraryPane(QWidget):
+    load_requested = Signal(str)  # a model path for the chat's engine
+    status_message = Signal(str)
+    refreshed = Signal()
+
+    def __init__(self, n_ctx: Callable[[], int]) -> None:
+        super().__init__()
+        self.setObjectName("libraryPane")
+        self.setAcceptDrops(True)
+        self._n_ctx = n_ctx
+        self._list_worker: FunctionWorker | None = None
+        self._listed_once = False
+        self._shown_path: str | None = None
+        self.import_errors: list[str] = []
+
+        self.model = LibraryTableModel()
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.table = QTableView()
+        self.table.setObjectName("libraryTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self.table.doubleClicked.connect(self.load_selected)
+
+        self.filter = QLineEdit()
+        self.filter.setObjectName("libraryFilter")
+        self.filter.setPlaceholderText("Filter models")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        import_button = QPushButton("Import…")
+        import_button.clicked.connect(self._choose_files)
+        refresh_button = QPushButton("Refresh")
+        refresh_button.clicked.connect(self.refresh)
+        top = QHBoxLayout()
+        top.addWidget(self.filter, 1)
+        top.addWidget(import_button)
+        top.addWidget(refresh_button)
+
+        self.details = DetailsPanel(n_ctx())
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.table)
+        split.addWidget(self.details)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+
+        self.load_button = QPushButton("Load into Chat")
+        self.load_button.setObjectName("loadIntoChat")
+        self.load_button.clicked.connect(self.load_selected)
+        self.reveal_button = QPushButton(
+            "Reveal in Finder" if sys.platform == "darwin" else "Show in Files")
+        self.reveal_button.clicked.connect(self.reveal_selected)
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.setObjectName("deleteModel")
+        self.delete_button.clicked.connect(self.delete_selected)
+        actions = QHBoxLayout()
+        actions.addWidget(self.load_button)
+        actions.addWidget(self.reveal_button)
+        actions.addStretch(1)
+        actions.addWidget(self.delete_button)
+
+        models = QWidget()
+        models_layout = QVBoxLayout(models)
+        models_layout.addLayout(top)
+        models_layout.addWidget(split, 1)
+        models_layout.addLayout(actions)
+        self.hub = HubBrowser()
+        self.hub.downloaded.connect(lambda _entry: self.refresh())
+        self.hub.message.connect(self.status_message)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(models, "Models")
+        self.tabs.addTab(self.hub, "Hugging Face")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
+
+        self.importer = Importer(self)
+        self.importer.done.connect(self._on_imported)
+        self._on_selection()
+
+    # -- listing --------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._listed_once:
+            self._listed_once = True
+            self.refresh()
+
+    @Slot()
+    def refresh(self) -> None:
+        from macllm_app.core.library.listing import library_rows
+
+        worker = FunctionWorker(library_rows, self._n_ctx())
+        worker.finished.connect(self._show_rows)
+        worker.failed.connect(self.status_message)
+        self._list_worker = worker
+        worker.start()
+
+    @Slot(object)
+    def _show_rows(self, rows: object) -> None:
+        if self.sender() is not self._list_worker or not isinstance(rows, list):
+            return
+        chosen = self.selected_row()
+        self.model.set_rows(rows)
+        if chosen is not None:
+            self.select_path(chosen["path"])
+        self._on_selection()
+        self.refreshed.emit()
+
+    def select_path(self, path: str) -> bool:
+        for r in range(self.proxy.rowCount()):
+            if self.proxy.index(r, 0).data(ROW_ROLE)["path"] == path:
+                self.table.selectRow(r)
+                return True
+        return False
+
+    def selected_row(self) -> dict[str, Any] | None:
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].data(ROW_ROLE) if rows else None
+
+    @Slot()
+    def _on_selection(self) -> None:
+        row = self.selected_row()
+        self.load_button.setEnabled(row is not None)
+        self.reveal_button.setEnabled(row is not None)
+        self.delete_button.setVisible(bool(row and row["owned"]))
+        path = row["path"] if row else None
+        if path != self._shown_path:
+            self._shown_path = path
+            self.details.show_model(path)
+
+    # -- actions --------------------------------------------------------------
+    def _confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text)
+        return answer == QMessageBox.StandardButton.Yes
+
+    @Slot()
+    def load_selected(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            return
+        if row["fit"] == "wont_fit" and not self._confirm(
+                "Load a model that won't fit?",
+                f"{row['name']} probably needs more memory than this computer has free. "
+                "Loading it may make the system very slow. Load anyway?"):
+            return
+        self.load_requested.emit(row["path"])
+
+    @Slot()
+    def reveal_selected(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            program, *args = current_platform().reveal_command(row["path"])
+            QProcess.startDetached(program, args)
+
+    @Slot()
+    def delete_selected(self) -> None:
+        row = self.selected_row()
+        if row is None or not row["owned"]:
+            return
+        if not self._confirm("Delete model?", f"Delete {row['name']} from disk? "
+                             "This removes MacLLM's own copy; it cannot be undone."):
+            return
+        from macllm_app.core.library.listing import delete_owned
+
+        worker = FunctionWorker(delete_owned, row["path"])
+        worker.finished.connect(lambda name: self.status_message.emit(f"Deleted {name}"))
+        worker.finished.connect(lambda _name: self.refresh())
+        worker.failed.connect(self.status_message)
+        worker.start()
+
+    # -- import ---------------------------------------------------------------
+    @Slot()
+    def _choose_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Import models", "",
+                                                "GGUF models (*.gguf);;All files (*)")
+        self.import_paths(files)
+
+    def import_paths(self, paths: list[str]) -> None:
+        """Ask Link vs Copy, then import each path on its own (a bad one spoils nothing)."""
+        self.importer.ask(paths)
+
+    @Slot(object)
+    def _on_imported(self, results: object) -> None:
+        if not isinstance(results, list):
+            return
+        self.import_errors = [str(r["error"]).splitlines()[0] for r in results if "error" in r]
+        added = [r for r in results if "error" not in r]
+        if added:
+            self.status_message.emit(f"Imported {', '.join(r['name'] for r in added)}")
+        if self.import_errors:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Some files were not imported",
+                              "\n".join(self.import_errors), QMessageBox.StandardButton.Ok,
+                              self)
+            box.setObjectName("importErrors")
+            box.open()
+        self.refresh()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if mime_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = mime_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.import_paths(paths)
+        else:
+            event.ignore()
