@@ -7,15 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.library.fake_hub import FakeHub, FakeRepo, _Handler
+from tests.library.fake_hub import FakeHub, FakeRepo
 from tests.library.gguf_writer import TinyGGUF
+from tests.library.slow_hub import slow_cdn
 
 MACLLM = [sys.executable, "-m", "macllm_app.cli"]
 
@@ -113,33 +112,8 @@ def test_search_filters_and_sorts(hub: FakeHub) -> None:
     assert every[0]["id"] == "acme/Other-GGUF"
 
 
-def _slow_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Serve CDN bodies in 64 KiB pieces, 20 ms apart, so a download can be interrupted."""
-    original = _Handler._send_bytes
-
-    class Slow:
-        def __init__(self, raw: Any) -> None:
-            self.raw = raw
-
-        def write(self, data: bytes) -> int:
-            for i in range(0, len(data), 1 << 16):
-                self.raw.write(data[i:i + (1 << 16)])
-                time.sleep(0.02)
-            return len(data)
-
-        def flush(self) -> None:
-            self.raw.flush()
-
-    def send(self: _Handler, data: bytes, head: bool, extra: dict[str, str]) -> None:
-        if self.path.startswith("/cdn/"):
-            self.wfile = Slow(self.wfile)  # type: ignore[assignment]
-        original(self, data, head, extra)
-
-    monkeypatch.setattr(_Handler, "_send_bytes", send)
-
-
 def test_pull_pauses_on_ctrl_c_and_resumes(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
-    _slow_writes(monkeypatch)
+    slow_cdn(monkeypatch)
     env = _env(HF_ENDPOINT=hub.endpoint)
     args = [*MACLLM, "models", "pull", "acme/Tiny-GGUF", "--file", "tiny-Q8_0.gguf"]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
