@@ -63,6 +63,11 @@ def run_gui() -> int:
     install_file_open(app, window)
     app.aboutToQuit.connect(window.shutdown)
     window.show()
+    probe = os.environ.get("MACLLM_STARTUP_PROBE")
+    if probe:
+        from macllm_app.ui.startup_probe import StartupProbe
+
+        StartupProbe(app, probe).start()
     try:
         return int(app.exec())
     finally:
