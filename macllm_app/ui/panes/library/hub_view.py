@@ -126,7 +126,9 @@ class HubBrowser(QWidget):
         self.results = results
         _fill(self.result_table, [[r["id"], f"{r['downloads']:,}", f"{r['likes']:,}",
                                    ", ".join(r["formats"]).upper()] for r in results])
-        self.status.setText(f"{len(results)} models" if results else "No models found")
+        count = len(results)
+        self.status.setText(f"{count} model{'s' if count != 1 else ''}" if count
+                            else "No models found")
 
     @Slot(str)
     def _failed(self, message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Slot
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 from macllm_app.ui.workers import FunctionWorker
@@ -32,7 +33,13 @@ class TokenBox(QWidget):
         row.addWidget(self.save_button)
         row.addWidget(self.remove_button)
         row.addWidget(self.status, 1)
-        self.refresh()
+        self._asked = False
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._asked:  # the keychain is first asked when the box is seen
+            self._asked = True
+            self.refresh()
 
     def _run(self, fn: object, *args: object) -> None:
         from macllm_app.core.library import commands
