@@ -106,7 +106,7 @@ def test_pause_keeps_the_partial_and_download_resumes_it(
         qtbot: Any, make_window: Any, hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     from macllm_app.core.library.pull import hub_dir
 
-    slow_cdn(monkeypatch)
+    slow_cdn(monkeypatch, pause_s=0.05)
     window = make_window(load=False)
     browser = open_library(qtbot, window).hub
     _search(qtbot, browser, "tiny", "gguf")
@@ -133,7 +133,7 @@ def test_cancel_removes_the_partial(qtbot: Any, make_window: Any, hub: FakeHub,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from macllm_app.core.library.pull import hub_dir
 
-    slow_cdn(monkeypatch)
+    slow_cdn(monkeypatch, pause_s=0.05)
     window = make_window(load=False)
     browser = open_library(qtbot, window).hub
     _search(qtbot, browser, "tiny", "gguf")
