@@ -122,11 +122,22 @@ def test_pause_keeps_the_partial_and_download_resumes_it(
     assert part.exists() and part.stat().st_size > 0
     kept = part.stat().st_size
 
-    with qtbot.waitSignal(downloads.downloaded, timeout=30_000):
-        browser.download_button.click()
+    window.close()  # an app restart: a new window finds the paused download on disk
+
+    pane = open_library(qtbot, make_window(load=False))
+    browser = pane.hub
+    pane.tabs.setCurrentWidget(browser)
+    paused = browser.paused
+    qtbot.waitUntil(lambda: paused.choice.count() == 1 and not paused.isHidden(),
+                    timeout=10_000)
+    assert paused.choice.currentText().startswith("acme/Tiny-GGUF/tiny-Q8_0.gguf (")
+    with qtbot.waitSignal(browser.downloads.downloaded, timeout=30_000):
+        paused.resume_button.click()
     ranges = [h.get("range") for m, p, h in hub.requests if m == "GET" and p.startswith("/cdn/")]
     assert ranges[-1] == f"bytes={kept}-"
-    assert downloads.bar.value() == downloads.bar.maximum()
+    assert browser.downloads.bar.value() == browser.downloads.bar.maximum()
+    assert not part.exists()
+    qtbot.waitUntil(paused.isHidden, timeout=10_000)
 
 
 def test_cancel_removes_the_partial(qtbot: Any, make_window: Any, hub: FakeHub,

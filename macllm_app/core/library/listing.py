@@ -7,6 +7,7 @@ Hub downloads) can be deleted from here.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,28 @@ def delete_owned(path: str) -> str:
         raise UserError(f"Could not delete {target.name}: {exc.strerror or exc}") from exc
     cat.remove_where(lambda e: e.path != entry.path)
     return entry.name
+
+
+def paused_downloads() -> list[dict[str, Any]]:
+    """Hub downloads paused earlier (their partial files are kept), one per file to resume.
+
+    `file` is the GGUF file name, or None for an MLX repo (resumed as a whole).
+    """
+    root = paths.models_dir() / "hub"
+    found: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for state in sorted(root.glob("*/**/*.part.json")):
+        folder = state.relative_to(root).parts[0]
+        owner, _, name = folder.partition("__")
+        name_in_repo = state.relative_to(root / folder).as_posix().removesuffix(".part.json")
+        part = state.with_name(state.name.removesuffix(".json"))
+        try:
+            total = json.loads(state.read_text()).get("size")
+            done = part.stat().st_size
+        except (OSError, ValueError, AttributeError):
+            continue
+        gguf = name_in_repo.endswith(".gguf")
+        key = (f"{owner}/{name}", name_in_repo if gguf else None)
+        entry = found.setdefault(key, {"repo_id": key[0], "file": key[1], "done": 0, "total": 0})
+        entry["done"] += done
+        entry["total"] += int(total or 0)
+    return list(found.values())

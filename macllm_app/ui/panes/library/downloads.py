@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+)
 
 from macllm_app.ui.panes.library.table_model import human_size
 from macllm_app.ui.workers import FunctionWorker, Worker
@@ -44,6 +51,7 @@ class DownloadWorker(Worker):
 class DownloadBar(QWidget):
     downloaded = Signal(object)  # the new library entry (dict)
     message = Signal(str)
+    stopped = Signal()  # paused or cancelled
 
     def __init__(self) -> None:
         super().__init__()
@@ -141,6 +149,7 @@ class DownloadBar(QWidget):
             return
         self.label.setText("Paused: Download again to resume")
         self._set_running(False)
+        self.stopped.emit()
 
     def _discard(self) -> None:
         from macllm_app.core.library.commands import discard_pull
@@ -154,4 +163,51 @@ class DownloadBar(QWidget):
         if filename is not None:
             cleanup = FunctionWorker(discard_pull, repo_id, filename)
             cleanup.failed.connect(self.message)
+            cleanup.finished.connect(lambda _none: self.stopped.emit())
             cleanup.start()
+
+
+class PausedDownloads(QWidget):
+    """Downloads paused earlier, in this run or a previous one, with a Resume button."""
+
+    def __init__(self, downloads: DownloadBar) -> None:
+        super().__init__()
+        self._downloads = downloads
+        self._worker: FunctionWorker | None = None
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Paused downloads"))
+        self.choice = QComboBox()
+        self.choice.setObjectName("pausedDownloads")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setObjectName("resumeDownload")
+        self.resume_button.clicked.connect(self.resume)
+        row.addWidget(self.choice, 1)
+        row.addWidget(self.resume_button)
+        self.setVisible(False)
+
+    @Slot()
+    def refresh(self) -> None:
+        from macllm_app.core.library.listing import paused_downloads
+
+        worker = FunctionWorker(paused_downloads)
+        worker.finished.connect(self._show)
+        self._worker = worker
+        worker.start()
+
+    @Slot(object)
+    def _show(self, paused: object) -> None:
+        if self.sender() is not self._worker or not isinstance(paused, list):
+            return
+        self.choice.clear()
+        for p in paused:
+            name = f"{p['repo_id']}/{p['file']}" if p["file"] else p["repo_id"]
+            done = f"{human_size(p['done'])} of {human_size(p['total'])}"
+            self.choice.addItem(f"{name} ({done})", (p["repo_id"], p["file"]))
+        self.setVisible(bool(paused))
+
+    @Slot()
+    def resume(self) -> None:
+        target = self.choice.currentData()
+        if target and not self._downloads.is_running():
+            self._downloads.start(*target)

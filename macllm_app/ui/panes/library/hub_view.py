@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -21,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from macllm_app.ui.panes.library.downloads import DownloadBar
+from macllm_app.ui.panes.library.downloads import DownloadBar, PausedDownloads
 from macllm_app.ui.panes.library.table_model import human_size
 from macllm_app.ui.panes.library.token_box import TokenBox
 from macllm_app.ui.workers import FunctionWorker
@@ -100,7 +101,10 @@ class HubBrowser(QWidget):
         self.downloads = DownloadBar()
         self.downloads.downloaded.connect(self._on_downloaded)
         self.downloads.message.connect(self.message)
+        self.downloads.stopped.connect(self.refresh_paused)
         layout.addWidget(self.downloads)
+        self.paused = PausedDownloads(self.downloads)
+        layout.addWidget(self.paused)
         self.status = QLabel("")
         self.status.setObjectName("hubStatus")
         layout.addWidget(self.status)
@@ -189,6 +193,15 @@ class HubBrowser(QWidget):
         if target is not None and not self.downloads.is_running():
             self.downloads.start(*target)
 
+    @Slot()
+    def refresh_paused(self) -> None:
+        self.paused.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.paused.refresh()
+
     @Slot(object)
     def _on_downloaded(self, entry: object) -> None:
+        self.paused.refresh()
         self.downloaded.emit(entry)
