@@ -11,8 +11,9 @@ from macllm_app.core.engines.types import LoadConfig
 
 
 def resolve_model_path(spec: str | None) -> Path:
-    """A path, a library id, or None for the bundled default model."""
-    if spec is None:
+    """A path, a library id, or None (or "default", its id in `models list`) for the bundled
+    default model."""
+    if spec is None or (spec == "default" and not Path(spec).exists()):
         return default_model_path()
     path = Path(spec).expanduser()
     if path.exists():

@@ -160,8 +160,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from macllm_app.cli_commands.model_choice import resolve_model_path
     from macllm_app.core.library.commands import fit
 
-    spec = None if args.model in (None, "default") else args.model
-    est = fit(str(resolve_model_path(spec)), args.ctx, args.engine)
+    est = fit(str(resolve_model_path(args.model)), args.ctx, args.engine)
     if args.json:
         _print_json(est)
         return 0
