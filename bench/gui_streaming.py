@@ -2,8 +2,9 @@
 that already has 500 messages (and, for comparison, into an empty one).
 
 Measures the longest event-loop stall (a 1 ms timer's largest gap) and the GUI-thread
-time spent per appended piece (append + throttled Markdown re-render), comparing the
-last 10 % of the reply with the first 10 %.
+CPU time spent per appended piece (append + throttled Markdown re-render), comparing
+the last 10 % of the reply with the first 10 %. CPU time (not wall time) because on a
+2-core machine the engine's two threads preempt the GUI thread at random.
 Targets: stall <= 50 ms; last 10 % / first 10 % <= 1.2.
 """
 
@@ -26,7 +27,7 @@ from common import verdict
 
 REPLY = ("Here is a **short** answer with a list:\n\n- first point\n- second point\n\n"
          "```python\ndef add(a, b):\n    return a + b\n```\n\nAnything else?")
-PROMPT = "Count from 1 to 600, one number per line."
+PROMPT = "Write a 1000-word essay about the history of the bicycle."
 
 
 class Probe:
@@ -40,17 +41,19 @@ class Probe:
         append, render = cls.append_delta, cls._render_stream
         probe = self
 
+        clock = time.thread_time
+
         def timed_append(view: Any, text: str) -> None:
-            start = time.perf_counter()
+            start = clock()
             append(view, text)
-            probe.cost.append(time.perf_counter() - start)
+            probe.cost.append(clock() - start)
             probe.pieces += 1
 
         def timed_render(view: Any) -> None:
-            start = time.perf_counter()
+            start = clock()
             render(view)
             if probe.cost:
-                probe.cost[-1] += time.perf_counter() - start
+                probe.cost[-1] += clock() - start
 
         cls.append_delta, cls._render_stream = timed_append, timed_render
 
@@ -102,11 +105,10 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv)
     probe = Probe()
-    if not os.environ.get("NOWRAP"):
-        probe.wrap(MessageView)
+    probe.wrap(MessageView)
     settings = Settings()
     settings.engine.n_threads = 2
-    settings.engine.n_ctx = 4096
+    settings.engine.n_ctx = 2048
     settings.sampling.max_tokens = args.tokens
     settings.sampling.temperature = 0.0
     store = ChatStore()
