@@ -1,5 +1,6 @@
 """A 500-message conversation opens quickly, and streaming into it costs what it costs
-in a short one: only the streaming message is re-rendered, at most every ~50 ms.
+in a short one: only the streaming message's open tail is re-rendered, at most every
+~50 ms; its completed Markdown blocks are rendered once.
 (bench/ measures this properly; these are the structural guarantees.)"""
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication, QWidget
 
 from macllm_app.core.chat.store import ChatStore
-from macllm_app.ui.panes.chat import message_view
+from macllm_app.ui.panes.chat import message_view, stream_body
+from macllm_app.ui.panes.chat.markdown import render_markdown
 from macllm_app.ui.panes.chat.message_widget import MessageWidget
 from tests.gui.helpers import seed_conversation
 
@@ -39,10 +41,15 @@ class _Resizes(QObject):
 
 
 def _stream(qtbot: Any, view: Any, tokens: int) -> tuple[list[float], int]:
-    """Feed `tokens` deltas as a fast engine would; returns event-loop turn times."""
+    """Feed `tokens` deltas as a fast engine would; returns event-loop turn times.
+
+    Checks the streaming structure on the way: completed Markdown blocks are rendered
+    once each (into labels kept as they are), every later render is of the open tail
+    only, and the finished message shows the full text as one document."""
     renders = 0
     resizes = _Resizes(view.message_widgets())
-    original = MessageWidget.set_text
+    original = MessageWidget.stream_text
+    rendered: list[str] = []
 
     def counting(widget: MessageWidget, text: str) -> None:
         nonlocal renders
@@ -50,22 +57,99 @@ def _stream(qtbot: Any, view: Any, tokens: int) -> tuple[list[float], int]:
         renders += 1
         original(widget, text)
 
+    def recording(text: str) -> Any:
+        rendered.append(text)
+        return render_markdown(text)
+
     turns: list[float] = []
     view.begin_stream(None)
-    MessageWidget.set_text = counting  # type: ignore[method-assign,assignment]
+    widget = view.streaming
+    first_block = None
+    MessageWidget.stream_text = counting  # type: ignore[method-assign]
     try:
-        for i in range(tokens):
-            view.append_delta(f" word{i}" if i % 40 else "\n\n")
-            start = time.perf_counter()
-            QApplication.processEvents()
-            turns.append(time.perf_counter() - start)
-            if i % 8 == 0:
-                qtbot.wait(2)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(stream_body, "render_markdown", recording)
+            for i in range(tokens):
+                view.append_delta(f" word{i}" if i % 40 else "\n\n")
+                start = time.perf_counter()
+                QApplication.processEvents()
+                turns.append(time.perf_counter() - start)
+                if i % 8 == 0:
+                    qtbot.wait(2)
+                if first_block is None and widget.stream_body and widget.stream_body.blocks:
+                    first_block = widget.stream_body.blocks[0]
+                    first_html = first_block.text()
+            view._render_stream()  # what is still coalesced
+            blocks = [b.strip() for b in widget.text.split("\n\n") if b.strip()]
+            body = widget.stream_body
+            assert body is not None and len(body.blocks) == len(blocks) - 1
+            assert body.blocks[0] is first_block and first_block.text() == first_html
+            done = [text for text in rendered if text.strip() in blocks[:-1]]
+            assert sorted(t.strip() for t in done) == sorted(blocks[:-1]), \
+                "each completed block is rendered exactly once"
+            tails = [text for text in rendered if text not in done]
+            assert all(blocks[-1].startswith(t.strip()) or "\n\n" not in t.strip()
+                       for t in tails)
+            assert max(map(len, rendered)) <= max(map(len, blocks)) + 2, \
+                "a render covered more than the open block"
         view.end_stream()
     finally:
-        MessageWidget.set_text = original  # type: ignore[method-assign]
+        MessageWidget.stream_text = original  # type: ignore[method-assign]
+    assert widget.stream_body is None
+    assert widget.body.text() == render_markdown(widget.text).html
     assert resizes.count == 0, "stored messages were laid out again while streaming"
     return turns, renders
+
+
+def test_streamed_reply_ends_as_the_stored_message_shows(qtbot: Any, make_window: Any) -> None:
+    text = REPLY + "\nMore after the code.\n\n```\nkept\n\nin one fence\n```\nend"
+    with ChatStore() as store:
+        conversation = seed_conversation(store, [("hi", text)])
+        window = make_window(load=False, store=store)
+        view = window.chat.view
+        window.chat.open_conversation(conversation)
+        stored = view.message_widgets()[-1]
+        view.begin_stream("again")
+        streaming = view.streaming
+        for start in range(0, len(text), 3):
+            view.append_delta(text[start:start + 3])
+            qtbot.wait(1)
+        view._render_stream()  # what is still coalesced
+        assert streaming.stream_body is not None
+        code = [label for label in streaming.stream_body.blocks if "copy:0" in label.text()]
+        assert len(code) == 1 and "<pre" in code[0].text()
+        code[0].linkActivated.emit("copy:0")  # each block's links name its own code
+        assert QApplication.clipboard().text() == "for i in range(3):\n    print(i)"
+        view.end_stream()
+        assert streaming.stream_body is None and not streaming.body.isHidden()
+        assert streaming.body.text() == stored.body.text()
+        assert streaming.code_blocks() == stored.code_blocks() == [
+            "for i in range(3):\n    print(i)", "kept\n\nin one fence"]
+        streaming.body.linkActivated.emit("copy:1")
+        assert QApplication.clipboard().text() == "kept\n\nin one fence"
+
+
+def test_block_splitter_keeps_fences_whole() -> None:
+    splitter = stream_body.BlockSplitter()
+    text = "para one\n\n```py\na\n\nb\n```\n\n~~~~\n```\n\n~~~~\n\ntail"
+    done: list[str] = []
+    for end in range(1, len(text) + 1):
+        done += splitter.feed(text[:end])
+    assert [block.text.rstrip("\n") for block in done] == [
+        "para one", "```py\na\n\nb\n```", "~~~~\n```\n\n~~~~"]
+    assert splitter.tail == "tail"
+
+
+def test_block_splitter_cuts_long_paragraphs_after_sentences() -> None:
+    sentence = "A plain sentence with **bold** words in it, going on. "
+    text = sentence * 12 + "\n\n- " + "a list item that is long " * 20
+    splitter = stream_body.BlockSplitter()
+    pieces = [block for end in range(1, len(text) + 1) for block in splitter.feed(text[:end])]
+    assert len(pieces) > 2 and all(p.joined for p in pieces[:-1]) and not pieces[-1].joined
+    assert all(p.text.endswith(". ") for p in pieces[:-1])
+    assert "".join(p.text for p in pieces).rstrip() == (sentence * 12).rstrip()
+    assert all(len(p.text) <= stream_body.PARAGRAPH_LIMIT + len(sentence) for p in pieces)
+    assert splitter.tail == "- " + "a list item that is long " * 20  # lists stay whole
 
 
 @pytest.mark.parametrize("turns_count", [250])

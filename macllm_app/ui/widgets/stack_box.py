@@ -35,11 +35,15 @@ class StackBox(QWidget):
             if id(widget) not in keep:
                 widget.hide()
         for widget in widgets:
-            if widget.parentWidget() is not self:
-                widget.setParent(self)
-            widget.show()
+            self.adopt(widget)
         self._items = list(widgets)
         self.relayout()
+
+    def adopt(self, widget: QWidget) -> None:
+        """Make `widget` a visible child (styled now), before set_widgets places it."""
+        if widget.parentWidget() is not self:
+            widget.setParent(self)
+        widget.show()
 
     def relayout(self) -> None:
         width = self.width()

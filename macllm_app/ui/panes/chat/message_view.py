@@ -1,13 +1,16 @@
 """The scrolling list of messages of one conversation, and the streaming reply.
 
 Cost rules: only the last WINDOW messages get widgets ("Show earlier" adds
-more), widgets are reused across refreshes, and while a reply streams only
-its own widget changes, re-rendered at most every RENDER_INTERVAL_MS with
-every delta since the last render coalesced.
+more, older ones are built a few per event-loop turn), widgets are reused
+across refreshes, and while a reply streams only its own widget changes,
+at most every RENDER_INTERVAL_MS with every delta since the last render
+coalesced; of the reply only the open Markdown block is rendered again
+(see stream_body), so a render costs the same early and late in a reply.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -20,6 +23,7 @@ from macllm_app.ui.widgets.stack_box import StackBox
 WINDOW = 40
 FIRST_BATCH = 12   # widgets built at once when a chat opens; the rest follow in batches
 BATCH = 10
+GROW_BUDGET_S = 0.005  # widget building per event-loop turn while the rest follow
 EMPTY_TEXT = ("<p style='font-size:20px; color:#1d1d1f;'><b>What can I help with?</b></p>"
               "<p style='color:#8e8e93;'>Your chats stay on this computer. Press Enter to send, "
               "Shift+Enter for a new line.</p>")
@@ -117,10 +121,25 @@ class MessageView(QScrollArea):
 
     @Slot()
     def _grow(self) -> None:
-        """Build the next batch of older widgets, one event-loop turn at a time."""
-        self._built += BATCH
-        self._rebuild()
-        if self._built < min(self._shown, len(self._messages)):
+        """Build older widgets, at most BATCH and about GROW_BUDGET_S per event-loop turn
+        (a reply may be streaming meanwhile: each turn is a stall for it)."""
+        deadline = time.perf_counter() + GROW_BUDGET_S
+        target = min(self._shown, len(self._messages))
+        older: list[MessageWidget] = []
+        for _ in range(BATCH):
+            if self._built >= target:
+                break
+            self._built += 1
+            widget = self._widget_for(self._messages[-self._built])[1]
+            self._history.adopt(widget)  # styling it is much of its cost: count it here
+            older.insert(0, widget)
+            if time.perf_counter() >= deadline:
+                break
+        # The messages shown so far are unchanged: add the older ones above them
+        # (a full _rebuild would look up every shown message's branches again).
+        self._order = older + self._order
+        self._history.set_widgets(self._order)
+        if self._built < target:
             self._grow_timer.start()
 
     def show_earlier(self) -> None:
@@ -151,21 +170,8 @@ class MessageView(QScrollArea):
     def _rebuild(self) -> None:
         count = min(self._shown, self._built)
         visible = self._messages[-count:] if count else []
-        keep: dict[int, tuple[_Key, MessageWidget]] = {}
-        order: list[MessageWidget] = []
-        for message in visible:
-            info = self._siblings(message)
-            key: _Key = (message.id, message.updated_at, message.status,
-                         tuple(info[1]) if info else ())
-            old = self._widgets.get(message.id)
-            if old is not None and old[0] == key:
-                widget = old[1]
-            else:
-                widget = self._make_widget(message, info)
-                if old is not None:
-                    old[1].deleteLater()
-            keep[message.id] = (key, widget)
-            order.append(widget)
+        keep = {message.id: self._widget_for(message) for message in visible}
+        order = [widget for _key, widget in keep.values()]
         for message_id, (_key, widget) in self._widgets.items():
             if message_id not in keep:
                 widget.deleteLater()
@@ -177,6 +183,19 @@ class MessageView(QScrollArea):
         self.earlier_button.setText(f"Show {min(hidden, WINDOW)} earlier messages "
                                     f"({hidden} hidden)")
         self.earlier_button.setVisible(hidden > 0)
+
+    def _widget_for(self, message: StoredMessage) -> tuple[_Key, MessageWidget]:
+        """The widget showing `message`: the cached one while it is unchanged."""
+        info = self._siblings(message)
+        key: _Key = (message.id, message.updated_at, message.status,
+                     tuple(info[1]) if info else ())
+        old = self._widgets.get(message.id)
+        if old is not None and old[0] == key:
+            return old
+        if old is not None:
+            old[1].deleteLater()
+        self._widgets[message.id] = (key, self._make_widget(message, info))
+        return self._widgets[message.id]
 
     def _make_widget(self, message: StoredMessage,
                      info: tuple[int, list[int]] | None) -> MessageWidget:
@@ -223,11 +242,14 @@ class MessageView(QScrollArea):
         if self.streaming is not None and self._stream_dirty:
             self._stream_dirty = False
             self._stream_parts = ["".join(self._stream_parts)]
-            self.streaming.set_text(self._stream_parts[0])
+            self.streaming.stream_text(self._stream_parts[0])
 
     def end_stream(self) -> None:
+        """Show the whole reply as a stored message shows (as one Markdown document)."""
         self._render_timer.stop()
         self._render_stream()
+        if self.streaming is not None:
+            self.streaming.finish_stream()
         self.streaming = None
 
     def _update_empty(self) -> None:
@@ -239,8 +261,10 @@ class MessageView(QScrollArea):
         self._turn.show()
 
     def _clear_pending(self) -> None:
-        if self.streaming is not None:
-            self.end_stream()
+        # The pending widgets go: no final render of the reply (it would cost a full
+        # layout of it just before the stored message's widget takes its place).
+        self._render_timer.stop()
+        self.streaming = None
         for widget in self._pending:
             self._turn_layout.removeWidget(widget)
             widget.deleteLater()

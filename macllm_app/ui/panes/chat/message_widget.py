@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 from macllm_app.core.chat.records import StoredMessage
 from macllm_app.ui.panes.chat.formatting import STATUS_TEXT, stats_text
 from macllm_app.ui.panes.chat.markdown import plain_html, render_markdown
+from macllm_app.ui.panes.chat.stream_body import PLACEHOLDER, StreamBody, body_label
 
 ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
 
@@ -46,6 +47,7 @@ class MessageWidget(QFrame):
         self.message = message
         self.text = message.content if message is not None else ""
         self._code_blocks: list[str] = []
+        self.stream_body: StreamBody | None = None
         self.setObjectName("message")
         self.setProperty("role", role)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
@@ -68,21 +70,15 @@ class MessageWidget(QFrame):
             edit.clicked.connect(lambda: self.edit_requested.emit(message.id, message.content))
             header.addWidget(edit)
 
-        self.body = QLabel()
-        self.body.setObjectName("messageBody")
-        self.body.setTextFormat(Qt.TextFormat.RichText)
-        self.body.setWordWrap(True)
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.body.setOpenExternalLinks(False)
+        self.body = body_label()
         self.body.linkActivated.connect(self._link)
-        self.body.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.footer = QLabel()
         self.footer.setObjectName("messageStats")
         self.footer.setWordWrap(True)
         self.footer.hide()
 
-        layout = QVBoxLayout(self)
+        layout = self._layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 8, 14, 10)
         layout.setSpacing(4)
         layout.addLayout(header)
@@ -110,7 +106,7 @@ class MessageWidget(QFrame):
         self.text = text
         if self.role == "assistant":
             if not text:
-                self.body.setText('<span style="color:#9aa0a6;">…</span>')
+                self.body.setText(PLACEHOLDER)
                 self._code_blocks = []
                 return
             rendered = render_markdown(text)
@@ -118,6 +114,27 @@ class MessageWidget(QFrame):
             self.body.setText(rendered.html)
         else:
             self.body.setText(plain_html(text))
+
+    def stream_text(self, text: str) -> None:
+        """Show a reply still streaming: `text` extends the last one given. Only its
+        open tail is rendered again; completed Markdown blocks keep their labels."""
+        self.text = text
+        if self.stream_body is None:
+            self.stream_body = StreamBody(self._open_link)
+            self._layout.insertWidget(self._layout.indexOf(self.body), self.stream_body)
+            self.body.hide()
+        self.stream_body.show_text(text)
+
+    def finish_stream(self) -> None:
+        """The reply is complete: show it as one document, as a stored message is."""
+        if self.stream_body is None:
+            return
+        self.set_text(self.text)
+        self.body.show()
+        self.stream_body.hide()
+        self._layout.removeWidget(self.stream_body)
+        self.stream_body.deleteLater()
+        self.stream_body = None
 
     def set_stats_line(self, text: str, *, problem: bool = False) -> None:
         self.footer.setProperty("problem", problem)
@@ -152,10 +169,15 @@ class MessageWidget(QFrame):
 
     @Slot(str)
     def _link(self, href: str) -> None:
+        self._open_link(href, self._code_blocks)
+
+    @staticmethod
+    def _open_link(href: str, code_blocks: list[str]) -> None:
+        """`copy:N` copies code block N of the label clicked; web links open."""
         if href.startswith("copy:"):
             index = int(href.split(":", 1)[1])
-            if 0 <= index < len(self._code_blocks):
-                QGuiApplication.clipboard().setText(self._code_blocks[index])
+            if 0 <= index < len(code_blocks):
+                QGuiApplication.clipboard().setText(code_blocks[index])
             return
         url = QUrl(href)
         if url.scheme() in ("http", "https", "mailto"):

@@ -371,10 +371,10 @@ class ChatPane(QWidget):
 
     def _finish_generation(self, notice: str | None = None, status: str = "") -> None:
         self.worker = None
-        self.view.end_stream()
         self.composer.set_streaming(False)
         self.sidebar.refresh(select=self.conversation_id)
-        self.refresh_messages()
+        self.refresh_messages()  # the stored reply replaces the streamed one (no end_stream:
+        # rendering the streamed one whole first was a long stall in a long chat)
         if notice:
             self.view.show_notice(notice)
             self.status_message.emit(notice)
