@@ -50,7 +50,7 @@ def test_table_lists_the_default_and_an_imported_model(
     window = make_window(load=False)
     pane = open_library(qtbot, window)
     assert _cells(pane, str(default_model)) == [
-        "SmolLM2-135M-Instruct (Q4_1)", "GGUF", "llama.cpp, mlx", "93.8 MB", "Q4_1", "8,192",
+        "SmolLM2-135M-Instruct (Q4_1)", "GGUF", "llama.cpp", "93.8 MB", "Q4_1", "8,192",
         "Fits", "bundled"]
     name, fmt, engines, _size, quant, ctx, fit, source = _cells(pane, str(tiny))
     assert (name, fmt, quant, ctx, source) == ("Tiny Library Model", "GGUF", "Q8_0", "2,048",

@@ -39,11 +39,8 @@ def create_engine(name: str) -> Engine:
         from macllm_app.core.engines.llamacpp import LlamaCppEngine
 
         return LlamaCppEngine()
-    if name == "mlx":
-        from macllm_app.core.engines.mlx_engine import MlxEngine  # type: ignore[import-not-found]
-
-        engine: Engine = MlxEngine()
-        return engine
     from macllm_app.core.errors import EngineError
 
+    if name == "mlx":
+        raise EngineError("The MLX engine is not part of this build yet; use llama.cpp.")
     raise EngineError(f"Unknown engine {name!r} (choose llama.cpp or mlx).")

@@ -8,6 +8,13 @@ from macllm_app.core.engines.types import EngineName
 from macllm_app.core.errors import ModelFileError, UserError
 
 ENGINES: tuple[EngineName, ...] = ("llama.cpp", "mlx")
+#: Engines this build can run; a model's metadata may name others its format suits.
+INSTALLED_ENGINES: tuple[EngineName, ...] = ("llama.cpp",)
+
+
+def installed(engines: tuple[str, ...] | list[str]) -> list[str]:
+    """The engines of `engines` that this build can run."""
+    return [e for e in engines if e in INSTALLED_ENGINES]
 
 
 def default_engine_for(path: Path) -> EngineName:

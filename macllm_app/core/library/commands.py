@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from macllm_app.core.engines.select import installed
 from macllm_app.core.errors import UserError
 from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
 from macllm_app.core.library.formats import inspect_model
@@ -24,7 +25,7 @@ def _entry_dict(e: LibraryEntry) -> dict[str, Any]:
         "id": e.id, "name": e.name, "path": e.path, "format": e.format, "source": e.source,
         "size_bytes": e.size_bytes, "architecture": meta.get("architecture"),
         "quantization": meta.get("quantization"), "n_params": meta.get("n_params"),
-        "context_length": meta.get("context_length"), "engines": meta.get("engines", []),
+        "context_length": meta.get("context_length"), "engines": installed(meta.get("engines", [])),
         "extra": e.extra,
     }
 

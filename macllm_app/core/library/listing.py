@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from macllm_app.core import paths
+from macllm_app.core.engines.select import installed
 from macllm_app.core.errors import UserError
 from macllm_app.core.hardware.fit import FitEstimate, estimate, shape_of
 from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
@@ -38,7 +39,7 @@ def _row(entry_id: str, name: str, source: str, meta: ModelMetadata, n_ctx: int)
         "owned": source in OWNED_SOURCES, "size_bytes": meta.size_bytes,
         "architecture": meta.architecture, "quantization": meta.quantization,
         "n_params": meta.n_params, "context_length": meta.context_length,
-        "engines": list(meta.engines), "fit": fit_of(meta, n_ctx).verdict,
+        "engines": installed(meta.engines), "fit": fit_of(meta, n_ctx).verdict,
     }
 
 
