@@ -11,6 +11,7 @@ from typing import Any
 import keyring
 import pytest
 
+from macllm_app.core.engines.select import installed
 from macllm_app.core.errors import Cancelled, UserError
 from macllm_app.core.library import commands
 from macllm_app.core.library.catalogue import Catalogue
@@ -185,7 +186,8 @@ def test_pull_choices_and_mlx_repo(hub: FakeHub) -> None:
         commands.pull("acme/Tiny-GGUF")
     assert commands.pull("acme/Tiny-Single-GGUF")["quantization"] == "F16"
     mlx = commands.pull("mlx-community/Tiny-4bit")
-    assert mlx["format"] == "mlx" and mlx["engines"] == ["mlx"]
+    # engines lists what this build can run: nothing for MLX folders until the MLX engine lands
+    assert mlx["format"] == "mlx" and mlx["engines"] == installed(["mlx"])
     assert not (Path(mlx["path"]) / "README.md").exists()
     with pytest.raises(UserError, match="not a Hugging Face repo id"):
         commands.pull("../../etc")

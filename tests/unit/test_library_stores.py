@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from macllm_app.core.engines.select import installed
 from macllm_app.core.library import commands
 from macllm_app.core.library.catalogue import Catalogue
 from macllm_app.core.library.stores import refresh_store_index
@@ -72,7 +73,7 @@ def test_indexes_all_three_stores(stores: dict[str, Path], tmp_path: Path) -> No
     assert [Path(p).name for p, _ in scan.skipped] == ["broken.gguf"]
     listed = {m["name"]: m for m in commands.list_models()}
     assert listed["tiny:latest"]["format"] == "gguf"
-    assert listed["mlx-community/Tiny-4bit"]["engines"] == ["mlx"]
+    assert listed["mlx-community/Tiny-4bit"]["engines"] == installed(["mlx"])
     # in place: nothing copied into our models dir
     assert not any(Path(m["path"]).is_relative_to(stores["hf"].parent / "macllm-home")
                    for m in listed.values())
