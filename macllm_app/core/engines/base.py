@@ -42,5 +42,9 @@ def create_engine(name: str) -> Engine:
     from macllm_app.core.errors import EngineError
 
     if name == "mlx":
-        raise EngineError("The MLX engine is not part of this build yet; use llama.cpp.")
+        try:
+            from macllm_app.core.engines.mlx_engine import MLXEngine
+        except ImportError as exc:
+            raise EngineError(f"MLX is not available on this machine ({exc}).") from exc
+        return MLXEngine()
     raise EngineError(f"Unknown engine {name!r} (choose llama.cpp or mlx).")

@@ -16,7 +16,6 @@ from typing import Any
 
 import llama_cpp.llama_cpp as lc
 
-from macllm_app.core.chat.context_policy import fit_to_context, prompt_budget
 from macllm_app.core.chat.template import ChatTemplate
 from macllm_app.core.engines.base import ProgressCallback, StopCheck
 from macllm_app.core.engines.llamacpp_native import (
@@ -32,6 +31,7 @@ from macllm_app.core.engines.llamacpp_native import (
     tokenize,
 )
 from macllm_app.core.engines.llamacpp_pieces import END_OF_GENERATION, StreamText, TokenPieces
+from macllm_app.core.engines.prompt_tokens import common_prefix, request_tokens
 from macllm_app.core.engines.stop_strings import StopMatcher
 from macllm_app.core.engines.types import (
     Event,
@@ -194,45 +194,18 @@ class LlamaCppEngine:
 
     def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], int]:
         """Prompt tokens and how many old messages were dropped to fit the window."""
-        budget = prompt_budget(self._n_ctx, request.sampling.max_tokens)
-        if request.prompt_tokens is not None or request.prompt is not None:
-            if request.prompt_tokens is not None:
-                tokens = self._checked_tokens(request.prompt_tokens)
-            else:
-                assert request.prompt is not None
-                tokens = tokenize(self._vocab, request.prompt, add_special=self._add_bos)
-            if len(tokens) > budget:
-                raise EngineError(f"The message is too long for the context window "
-                                  f"({len(tokens)} tokens > {budget}).")
-            return tokens, 0
-        if not request.messages:
-            raise EngineError("Nothing to answer: the request has no messages and no prompt.")
-        memo: dict[tuple[Message, ...], list[int]] = {}
-
-        def count(messages: Sequence[Message]) -> int:
-            key = tuple(messages)
-            memo[key] = self._encode_chat(key)
-            return len(memo[key])
-
-        fitted = fit_to_context(request.messages, count, budget)
-        tokens = memo.get(fitted.messages) or self._encode_chat(fitted.messages)
-        return tokens, fitted.dropped
-
-    def _checked_tokens(self, tokens: Sequence[int]) -> list[int]:
-        bad = next((t for t in tokens if not 0 <= t < self._n_vocab), None)
-        if bad is not None:
-            raise EngineError(f"Token id {bad} is outside the vocabulary (0..{self._n_vocab - 1}).")
-        return list(tokens)
+        return request_tokens(
+            request, self._n_ctx, self._n_vocab, self._encode_chat,
+            lambda text: tokenize(self._vocab, text, add_special=self._add_bos),
+        )
 
     def _reuse_prefix(self, tokens: list[int], reuse: bool) -> int:
         """Keep the cached prefix shared with `tokens`; return its length."""
         cached = self._cached
         prefix = 0
         if reuse:
-            limit = min(len(cached), len(tokens))
-            while prefix < limit and cached[prefix] == tokens[prefix]:
-                prefix += 1
-            prefix = min(prefix, len(tokens) - 1)  # the last prompt token must yield logits
+            # the last prompt token must be evaluated again: it yields the logits
+            prefix = min(common_prefix(cached, tokens), len(tokens) - 1)
         if prefix < len(cached) and not lc.llama_memory_seq_rm(self._memory, -1, prefix, -1):
             prefix = 0
         if prefix == 0:

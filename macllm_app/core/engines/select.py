@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
 
 from macllm_app.core.engines.types import EngineName
 from macllm_app.core.errors import ModelFileError, UserError
 
 ENGINES: tuple[EngineName, ...] = ("llama.cpp", "mlx")
-#: Engines this build can run; a model's metadata may name others its format suits.
-INSTALLED_ENGINES: tuple[EngineName, ...] = ("llama.cpp",)
+_ENGINE_PACKAGES: dict[EngineName, tuple[str, ...]] = {
+    "llama.cpp": ("llama_cpp",),
+    "mlx": ("mlx", "mlx_lm"),
+}
+
+
+@cache
+def installed_engines() -> tuple[EngineName, ...]:
+    """Engines whose packages are installed (found without importing them)."""
+    return tuple(e for e in ENGINES if all(find_spec(p) for p in _ENGINE_PACKAGES[e]))
 
 
 def installed(engines: tuple[str, ...] | list[str]) -> list[str]:
-    """The engines of `engines` that this build can run."""
-    return [e for e in engines if e in INSTALLED_ENGINES]
+    """The engines of `engines` that this machine can run."""
+    return [e for e in engines if e in installed_engines()]
 
 
 def default_engine_for(path: Path) -> EngineName:

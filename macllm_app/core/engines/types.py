@@ -93,6 +93,7 @@ class GenerationStats:
     prompt_tps: float = 0.0
     decode_tps: float = 0.0
     peak_rss_bytes: int = 0
+    engine_peak_bytes: int = 0  # the engine's own accounting (MLX: mx.get_peak_memory)
     finish_reason: FinishReason = "stop"
     n_ctx: int = 0
     dropped_messages: int = 0

@@ -23,3 +23,8 @@ class Platform(ABC):
     @abstractmethod
     def reveal_command(self, path: str) -> list[str]:
         """The command that shows a file in the file manager."""
+
+    @abstractmethod
+    def limit_mlx_memory(self, needed_bytes: int) -> int | None:
+        """Set MLX's wired-memory limit for a model needing `needed_bytes`
+        (call only inside the engine host); the limit set, or None where there is none."""

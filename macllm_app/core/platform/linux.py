@@ -35,3 +35,6 @@ class LinuxPlatform(Platform):
 
     def reveal_command(self, path: str) -> list[str]:
         return ["xdg-open", str(Path(path).parent)]
+
+    def limit_mlx_memory(self, needed_bytes: int) -> int | None:
+        return None  # MLX runs on the CPU here: no wired GPU memory to limit

@@ -1,0 +1,305 @@
+"""The MLX engine, driven through mlx-lm. Runs inside the engine host.
+
+mlx-lm does the work: `load` (with remote code refused), `generate_step` with
+`make_sampler` / `make_logits_processors`, its streaming detokenizer and a
+prompt cache from `make_prompt_cache`. We add what the app needs on top: the
+chat template rendered in our sandbox, the context policy, stop strings,
+cancel within one token, and keeping the cache across turns (trimmed to the
+longest common prefix of the new prompt).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator, Iterator, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from macllm_app.core.chat.template import ChatTemplate
+from macllm_app.core.engines.base import ProgressCallback, StopCheck
+from macllm_app.core.engines.prompt_tokens import common_prefix, request_tokens
+from macllm_app.core.engines.stop_strings import StopMatcher
+from macllm_app.core.engines.types import (
+    Event,
+    Finished,
+    FinishReason,
+    GenerationRequest,
+    GenerationStats,
+    LoadConfig,
+    Message,
+    ModelInfo,
+    SamplingParams,
+    TextDelta,
+)
+from macllm_app.core.errors import EngineError
+from macllm_app.core.hardware.memory import peak_rss_bytes
+from macllm_app.core.library.mlx_folder import validate_mlx_folder
+from macllm_app.core.platform import current as current_platform
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a model folder is local; never reach the Hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import mlx.core as mx
+from mlx.utils import tree_flatten
+from mlx_lm.generate import generate_step
+from mlx_lm.models.cache import (
+    can_trim_prompt_cache,
+    make_prompt_cache,
+    trim_prompt_cache,
+)
+from mlx_lm.sample_utils import make_repetition_penalty, make_sampler
+from mlx_lm.utils import load as mlx_load
+
+PENALTY_LAST_N = 64  # tokens the repeat penalty looks back over, as in the llama.cpp engine
+
+
+class _PromptCancelled(Exception):
+    pass
+
+
+class MLXEngine:
+    """One mlx-lm model and tokenizer; a prompt cache kept between requests."""
+
+    name = "mlx"
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._template: ChatTemplate | None = None
+        self._info: ModelInfo | None = None
+        self._cache: list[Any] = []
+        self._cached: list[int] = []  # tokens whose keys/values are in the cache
+        self._n_ctx = 0
+        self._n_vocab = 0
+        self._n_batch = 512
+        self._bos = ""
+
+    # -- lifetime ---------------------------------------------------------
+    def load(self, config: LoadConfig, progress: ProgressCallback) -> ModelInfo:
+        folder = Path(config.model_path).expanduser()
+        meta = validate_mlx_folder(folder)  # before mlx-lm reads anything
+        self.unload()
+        progress(0.0, f"Loading {folder.name}")
+        try:
+            loaded = mlx_load(str(folder), tokenizer_config={"trust_remote_code": False})
+            model, tokenizer = loaded[0], loaded[1]
+        except Exception as exc:  # mlx-lm raises many kinds on a bad folder
+            raise EngineError(f"MLX could not load {folder.name}: {_one_line(exc)}.") from exc
+        progress(0.9, "Preparing the chat template")
+        bos = tokenizer.bos_token or ""
+        template = ChatTemplate(getattr(tokenizer, "chat_template", None), bos,
+                                tokenizer.eos_token or "")
+        template.render((Message("user", "Hello"),))  # fail at load, not mid-chat
+        n_ctx_train = meta.context_length or config.n_ctx
+        self._model, self._tokenizer, self._template, self._bos = model, tokenizer, template, bos
+        self._n_ctx = min(config.n_ctx, n_ctx_train) if config.n_ctx > 0 else n_ctx_train
+        self._n_vocab = meta.vocab_size or len(tokenizer)
+        self._n_batch = max(32, config.n_batch)
+        self._cache = make_prompt_cache(model)
+        self._cached = []
+        weights = cast("list[tuple[str, Any]]", tree_flatten(model.parameters()))
+        weight_bytes = sum(array.nbytes for _, array in weights)
+        current_platform().limit_mlx_memory(weight_bytes + self._kv_bytes(meta))
+        on_gpu = bool(mx.metal.is_available())
+        self._info = ModelInfo(
+            path=str(folder),
+            name=folder.name,
+            engine="mlx",
+            architecture=meta.architecture,
+            n_ctx=self._n_ctx,
+            n_ctx_train=n_ctx_train,
+            n_params=meta.n_params,
+            size_bytes=meta.size_bytes,
+            has_chat_template=not template.is_fallback,
+            gpu_layers=(meta.n_layers or 0) if on_gpu else 0,
+            device="GPU (Metal)" if on_gpu else "CPU",
+        )
+        progress(1.0, "Ready")
+        return self._info
+
+    def _kv_bytes(self, meta: Any) -> int:
+        layers, kv_heads, head_dim = meta.n_layers, meta.n_kv_heads, meta.head_dim
+        if not (layers and kv_heads and head_dim):
+            return 0
+        return 2 * layers * kv_heads * head_dim * self._n_ctx * 2  # keys + values, float16
+
+    def unload(self) -> None:
+        self._model = self._tokenizer = self._template = self._info = None
+        self._cache, self._cached = [], []
+        mx.clear_cache()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def tokenize(self, text: str) -> list[int]:
+        self._require()
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def _require(self) -> ModelInfo:
+        if self._info is None:
+            raise EngineError("No model is loaded.")
+        return self._info
+
+    # -- prompt -----------------------------------------------------------
+    def _encode_text(self, text: str) -> list[int]:
+        add_special = not (self._bos and text.startswith(self._bos))
+        return list(self._tokenizer.encode(text, add_special_tokens=add_special))
+
+    def _encode_chat(self, messages: Sequence[Message]) -> list[int]:
+        assert self._template is not None
+        return self._encode_text(self._template.render(messages))
+
+    def _reuse_prefix(self, tokens: list[int], reuse: bool) -> int:
+        """Trim the cache to the prefix it shares with `tokens`; return that length."""
+        prefix = min(common_prefix(self._cached, tokens), len(tokens) - 1) if reuse else 0
+        extra = len(self._cached) - prefix
+        if extra > 0:
+            if prefix > 0 and can_trim_prompt_cache(self._cache):
+                trim_prompt_cache(self._cache, extra)
+            else:
+                self._cache, prefix = make_prompt_cache(self._model), 0
+        del self._cached[prefix:]
+        return prefix
+
+    # -- generation -------------------------------------------------------
+    def stream(self, request: GenerationRequest, should_stop: StopCheck) -> Iterator[Event]:
+        info = self._require()
+        started = time.perf_counter()
+        tokens, dropped = request_tokens(request, self._n_ctx, self._n_vocab,
+                                         self._encode_chat, self._encode_text)
+        if not tokens:
+            raise EngineError("The prompt is empty.")
+        cached = self._reuse_prefix(tokens, request.reuse_cache)
+        params = request.sampling
+        if params.seed is not None:
+            mx.random.seed(params.seed & 0xFFFFFFFF)
+        mx.reset_peak_memory()
+        max_tokens = max(0, min(params.max_tokens, self._n_ctx - len(tokens)))
+        counters = _Counters(started)
+        generated: list[int] = []
+        try:
+            yield from self._generate(tokens, cached, params, max_tokens, should_stop,
+                                      counters, generated)
+        finally:
+            self._cached = (tokens + generated)[: self._cache_length(len(tokens))]
+        evaluated = len(tokens) - cached
+        prompt_s = counters.prompt_done - counters.prompt_started
+        yield Finished(GenerationStats(
+            prompt_tokens=len(tokens),
+            cached_tokens=cached,
+            generated_tokens=counters.generated,
+            ttft_s=(counters.first - started) if counters.generated else 0.0,
+            prompt_tps=evaluated / prompt_s if prompt_s > 0 else 0.0,
+            decode_tps=counters.decode_tps(),
+            peak_rss_bytes=peak_rss_bytes(),
+            engine_peak_bytes=int(mx.get_peak_memory()),
+            finish_reason=counters.finish,
+            n_ctx=self._n_ctx,
+            dropped_messages=dropped,
+            engine=self.name,
+            model=info.name,
+        ))
+
+    def _cache_length(self, fallback: int) -> int:
+        offset = getattr(self._cache[0], "offset", None) if self._cache else None
+        return int(offset) if isinstance(offset, int) else fallback
+
+    def _generate(self, tokens: list[int], cached: int, params: SamplingParams,
+                  max_tokens: int, should_stop: StopCheck, counters: _Counters,
+                  generated: list[int]) -> Iterator[TextDelta]:
+        if max_tokens == 0:
+            counters.prompt_started = counters.prompt_done = time.perf_counter()
+            return
+        steps = cast("Generator[tuple[int, Any], None, None]", generate_step(
+            mx.array(tokens[cached:]), self._model,
+            max_tokens=max_tokens,
+            sampler=make_sampler(params.temperature, top_p=params.top_p, min_p=params.min_p,
+                                 top_k=params.top_k),
+            logits_processors=self._penalty(params, tokens[:cached]),
+            prompt_cache=self._cache,
+            prefill_step_size=self._n_batch,
+            prompt_progress_callback=self._prompt_check(should_stop),
+        ))
+        eos = self._tokenizer.eos_token_ids
+        detokenizer = self._tokenizer.detokenizer
+        stops = StopMatcher(params.stop) if params.stop else None
+        clock = time.perf_counter
+        counters.prompt_started = clock()
+        try:
+            for token, _logprobs in steps:
+                now = clock()
+                if not generated:
+                    counters.prompt_done = now
+                generated.append(token)
+                if token in eos:
+                    counters.finish = "stop"
+                    break
+                counters.generated += 1
+                counters.last = now
+                if counters.generated == 1:
+                    counters.first = now
+                detokenizer.add_token(token)
+                text = detokenizer.last_segment
+                if stops is not None:
+                    text = stops.feed(text)
+                    if stops.stopped:
+                        counters.finish = "stop"
+                        yield TextDelta(text, (token,))
+                        return
+                yield TextDelta(text, (token,))
+                if should_stop():
+                    counters.finish = "cancelled"
+                    break
+        except _PromptCancelled:
+            counters.finish = "cancelled"
+            counters.prompt_done = clock()
+            return
+        finally:
+            steps.close()
+        detokenizer.finalize()
+        tail = detokenizer.last_segment
+        if stops is not None and not stops.stopped:
+            tail, matched = stops.finish(tail)
+            if matched:
+                counters.finish = "stop"
+        if tail:
+            yield TextDelta(tail, ())
+
+    @staticmethod
+    def _prompt_check(should_stop: StopCheck) -> Any:
+        def check(done: int, total: int) -> None:
+            if done < total and should_stop():
+                raise _PromptCancelled
+        return check
+
+    @staticmethod
+    def _penalty(params: SamplingParams, history: list[int]) -> list[Any] | None:
+        """The repeat penalty over the last tokens, including those already in the cache
+        (mlx-lm only sees the tokens of this call)."""
+        if params.repeat_penalty == 1.0:
+            return None
+        penalty = make_repetition_penalty(params.repeat_penalty, PENALTY_LAST_N)
+        earlier = mx.array(history[-PENALTY_LAST_N:], dtype=mx.int32)
+
+        def with_history(tokens: Any, logits: Any) -> Any:
+            return penalty(mx.concatenate([earlier, tokens.astype(mx.int32)]), logits)
+        return [with_history]
+
+
+class _Counters:
+    __slots__ = ("finish", "first", "generated", "last", "prompt_done", "prompt_started")
+
+    def __init__(self, started: float) -> None:
+        self.first = self.last = self.prompt_started = self.prompt_done = started
+        self.generated = 0
+        self.finish: FinishReason = "length"
+
+    def decode_tps(self) -> float:
+        span = self.last - self.first
+        return (self.generated - 1) / span if self.generated > 1 and span > 0 else 0.0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
