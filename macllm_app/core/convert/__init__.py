@@ -1,0 +1,1 @@
+"""Model format conversion: GGUF -> MLX folder, MLX folder -> F16 GGUF."""
