@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from macllm_app.cli_commands.chat import stream_reply
 from macllm_app.cli_commands.model_choice import load_config_from_args
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import GenerationRequest, GenerationStats, SamplingParams
+from macllm_app.core.engines.types import (
+    GenerationRequest,
+    GenerationStats,
+    Message,
+    SamplingParams,
+)
 
 BENCH_PROMPT = (
     "Write a detailed, step by step explanation of how a bicycle works, covering the frame, "
@@ -20,11 +25,12 @@ BENCH_PROMPT = (
 
 def run(args: argparse.Namespace) -> int:
     config = load_config_from_args(args)
-    sampling = SamplingParams.greedy(max_tokens=args.tokens)
+    sampling = replace(SamplingParams.greedy(max_tokens=args.tokens), ignore_eos=True)
     runs: list[GenerationStats] = []
     with EngineHost() as host:
         info = host.load(config)
-        request = GenerationRequest(prompt=BENCH_PROMPT, sampling=sampling, reuse_cache=False)
+        request = GenerationRequest(messages=(Message("user", BENCH_PROMPT),), sampling=sampling,
+                                    reuse_cache=False)
         stream_reply(host, request, None)  # warm-up
         for _ in range(max(1, args.repeat)):
             _, stats = stream_reply(host, request, None)
@@ -42,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         "decode_tps": statistics.median(s.decode_tps for s in runs),
         "ttft_ms": statistics.median(s.ttft_s for s in runs) * 1000,
         "peak_rss_mb": max(s.peak_rss_bytes for s in runs) / 2**20,
+        "engine_peak_mb": max(s.engine_peak_bytes for s in runs) / 2**20,
         "all": [asdict(s) for s in runs],
     }
     if args.json:

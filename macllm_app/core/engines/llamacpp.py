@@ -254,7 +254,7 @@ class LlamaCppEngine:
             if finished:
                 greedy = params.temperature <= 0.0 and params.repeat_penalty == 1.0
                 yield from self._decode_loop(sampler, params.max_tokens, params.stop,
-                                             should_stop, stats, greedy)
+                                             should_stop, stats, greedy, params.ignore_eos)
             else:
                 stats.finish = "cancelled"
         finally:
@@ -277,7 +277,7 @@ class LlamaCppEngine:
 
     def _decode_loop(self, sampler: Any, max_tokens: int, stop: Sequence[str],
                      should_stop: StopCheck, stats: _Counters,
-                     greedy: bool) -> Iterator[TextDelta]:
+                     greedy: bool, ignore_eos: bool) -> Iterator[TextDelta]:
         """Sample, detokenize and feed back one token at a time (the hot loop)."""
         assert self._pieces is not None
         decode = lc.llama_decode
@@ -296,8 +296,10 @@ class LlamaCppEngine:
             if entry is None:
                 entry = lookup(token)
             if entry is END_OF_GENERATION:
-                finish = "stop"
-                break
+                if not ignore_eos:
+                    finish = "stop"
+                    break
+                entry = ""
             if type(entry) is str and not stream_text.partial:
                 text = entry
             else:

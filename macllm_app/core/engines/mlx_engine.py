@@ -34,6 +34,7 @@ from macllm_app.core.engines.types import (
 )
 from macllm_app.core.errors import EngineError
 from macllm_app.core.hardware.memory import peak_rss_bytes
+from macllm_app.core.library.mlx_copies import ensure_mlx_copy
 from macllm_app.core.library.mlx_folder import validate_mlx_folder
 from macllm_app.core.platform import current as current_platform
 
@@ -77,10 +78,13 @@ class MLXEngine:
 
     # -- lifetime ---------------------------------------------------------
     def load(self, config: LoadConfig, progress: ProgressCallback) -> ModelInfo:
-        folder = Path(config.model_path).expanduser()
-        meta = validate_mlx_folder(folder)  # before mlx-lm reads anything
+        source = Path(config.model_path).expanduser()
         self.unload()
-        progress(0.0, f"Loading {folder.name}")
+        folder = source
+        if source.is_file():  # a GGUF file: run its MLX copy, made on first use
+            folder = ensure_mlx_copy(source, _scaled(progress, 0.0, 0.8))
+        meta = validate_mlx_folder(folder)  # before mlx-lm reads anything
+        progress(0.8 if folder is not source else 0.0, f"Loading {source.name}")
         try:
             loaded = mlx_load(str(folder), tokenizer_config={"trust_remote_code": False})
             model, tokenizer = loaded[0], loaded[1]
@@ -103,8 +107,8 @@ class MLXEngine:
         current_platform().limit_mlx_memory(weight_bytes + self._kv_bytes(meta))
         on_gpu = bool(mx.metal.is_available())
         self._info = ModelInfo(
-            path=str(folder),
-            name=folder.name,
+            path=str(source),
+            name=source.stem if source.is_file() else source.name,
             engine="mlx",
             architecture=meta.architecture,
             n_ctx=self._n_ctx,
@@ -221,7 +225,7 @@ class MLXEngine:
             prefill_step_size=self._n_batch,
             prompt_progress_callback=self._prompt_check(should_stop),
         ))
-        eos = self._tokenizer.eos_token_ids
+        eos = () if params.ignore_eos else self._tokenizer.eos_token_ids
         detokenizer = self._tokenizer.detokenizer
         stops = StopMatcher(params.stop) if params.stop else None
         clock = time.perf_counter
@@ -298,6 +302,12 @@ class _Counters:
     def decode_tps(self) -> float:
         span = self.last - self.first
         return (self.generated - 1) / span if self.generated > 1 and span > 0 else 0.0
+
+
+def _scaled(progress: ProgressCallback, start: float, end: float) -> ProgressCallback:
+    def report(fraction: float, message: str) -> None:
+        progress(start + (end - start) * fraction, message)
+    return report
 
 
 def _one_line(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ class SamplingParams:
     seed: int | None = None
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks)
 
     @classmethod
     def greedy(cls, max_tokens: int = 512, seed: int | None = 0) -> SamplingParams:

@@ -1,0 +1,65 @@
+"""MLX copies of GGUF models, made by the converter on first use.
+
+A GGUF model that MLX can run appears in the library once; the first time it
+runs on MLX, the converter writes an mlx-lm folder under the profile's
+models folder. The copy's name carries the source's path, size and
+modification time, so a changed source gets a new copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from macllm_app.core.paths import models_dir
+
+COPIES_FOLDER = "mlx-copies"
+
+Progress = Callable[[float, str], None]
+ShouldStop = Callable[[], bool]
+
+
+def copies_dir() -> Path:
+    return models_dir() / COPIES_FOLDER
+
+
+def mlx_copy_path(gguf: Path) -> Path:
+    """Where the MLX copy of `gguf` lives (whether or not it exists yet)."""
+    source = gguf.expanduser().resolve()
+    stat = source.stat()
+    key = hashlib.sha256(f"{source}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    return copies_dir() / f"{source.stem}-{key[:12]}"
+
+
+def existing_mlx_copy(gguf: Path) -> Path | None:
+    path = mlx_copy_path(gguf)
+    return path if (path / "config.json").is_file() else None
+
+
+def ensure_mlx_copy(gguf: Path, progress: Progress | None = None,
+                    should_stop: ShouldStop | None = None) -> Path:
+    """The MLX copy of `gguf`, converting it first if there is none.
+
+    Needs mlx (call it inside the engine host or a job process, not the GUI).
+    """
+    found = existing_mlx_copy(gguf)
+    if found is not None:
+        return found
+    from macllm_app.core.convert.gguf_to_mlx import convert_gguf_to_mlx
+
+    dest = mlx_copy_path(gguf)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():  # an empty or half-made folder from an older run
+        shutil.rmtree(dest)
+    return convert_gguf_to_mlx(gguf, dest, progress=progress, should_stop=should_stop)
+
+
+def remove_mlx_copy(gguf: Path) -> bool:
+    """Delete the MLX copy of `gguf` if there is one (it can always be made again)."""
+    found = existing_mlx_copy(gguf)
+    if found is None:
+        return False
+    shutil.rmtree(found)
+    return True

@@ -1,0 +1,133 @@
+"""The engine host process running the MLX engine (tiny random-weight models)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from macllm_app.core.engines.host import EngineHost
+from macllm_app.core.engines.host_main import FLUSH_TOKENS
+from macllm_app.core.engines.types import (
+    Finished,
+    GenerationRequest,
+    GenerationStats,
+    LoadConfig,
+    Message,
+    SamplingParams,
+    TextDelta,
+)
+from macllm_app.core.errors import EngineCrashed, EngineError
+from tests.mlx_tiny import make_tiny_mlx_model
+
+pytestmark = pytest.mark.mlx
+
+STORY = (Message("user", "Write a long story."),)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_mlx_model(tmp_path_factory.mktemp("mlx-host") / "tiny", quantize=True)
+
+
+@pytest.fixture
+def host(tiny_model: Path) -> Iterator[EngineHost]:
+    engine_host = EngineHost()
+    info = engine_host.load(LoadConfig(model_path=str(tiny_model), engine="mlx", n_ctx=2048))
+    assert info.engine == "mlx"
+    yield engine_host
+    engine_host.shutdown()
+
+
+def request(max_tokens: int) -> GenerationRequest:
+    return GenerationRequest(messages=STORY, sampling=SamplingParams.greedy(max_tokens=max_tokens))
+
+
+def collect(host: EngineHost, req: GenerationRequest) -> tuple[list[int], GenerationStats]:
+    ids: list[int] = []
+    stats: GenerationStats | None = None
+    for event in host.stream(req):
+        assert stats is None
+        if isinstance(event, TextDelta):
+            ids.extend(event.token_ids)
+        else:
+            assert isinstance(event, Finished)
+            stats = event.stats
+    assert stats is not None
+    return ids, stats
+
+
+def test_stream_through_the_host(host: EngineHost) -> None:
+    ids, stats = collect(host, request(20))
+    assert stats.engine == "mlx"
+    assert stats.generated_tokens == len(ids) == 20
+    assert stats.finish_reason == "length"
+    assert host.count_tokens("hello") == 5  # one token per byte
+    again, cached = collect(host, request(20))
+    assert again == ids
+    assert cached.cached_tokens == cached.prompt_tokens - 1
+
+
+def test_cancel_from_another_thread_stops_within_a_token(host: EngineHost) -> None:
+    received = 0
+    at_cancel: list[int] = []
+
+    def cancel_soon() -> None:
+        time.sleep(0.1)
+        at_cancel.append(received)
+        host.cancel()
+
+    canceller = threading.Thread(target=cancel_soon)
+    stats = None
+    for event in host.stream(request(1900)):
+        if isinstance(event, TextDelta):
+            received += len(event.token_ids)
+            if not canceller.is_alive() and not at_cancel:
+                canceller.start()
+        else:
+            stats = event.stats
+    canceller.join()
+    assert stats is not None and stats.finish_reason == "cancelled"
+    assert stats.generated_tokens == received < 1900
+    assert received - at_cancel[0] <= 2 * FLUSH_TOKENS + 1
+    _, after = collect(host, request(3))
+    assert after.finish_reason == "length"
+
+
+def test_host_killed_mid_reply_is_reported_and_a_new_host_works(host: EngineHost,
+                                                                 tiny_model: Path) -> None:
+    pid = host.pid
+    assert pid is not None
+    with pytest.raises(EngineCrashed, match=r"^The engine stopped unexpectedly \(killed by SIGKILL"):
+        for event in host.stream(request(1900)):
+            if isinstance(event, TextDelta):
+                os.kill(pid, signal.SIGKILL)
+    assert not host.is_alive()
+    host.load(LoadConfig(model_path=str(tiny_model), engine="mlx", n_ctx=2048))
+    assert host.pid != pid
+    ids, stats = collect(host, request(4))
+    assert stats.generated_tokens == len(ids) == 4
+
+
+def test_unload_then_generate_is_a_clear_error(host: EngineHost) -> None:
+    host.unload()
+    with pytest.raises(EngineError, match=r"^No model is loaded\.$"):
+        collect(host, request(3))
+    assert host.is_alive()
+
+
+def test_a_gguf_only_model_is_refused_on_mlx_and_the_host_survives(tmp_path: Path) -> None:
+    not_a_model = tmp_path / "notes.gguf"
+    not_a_model.write_bytes(b"GGUF" + b"\0" * 60)
+    engine_host = EngineHost()
+    try:
+        with pytest.raises(EngineError):
+            engine_host.load(LoadConfig(model_path=str(not_a_model), engine="mlx"))
+        assert engine_host.is_alive()
+    finally:
+        engine_host.shutdown()
