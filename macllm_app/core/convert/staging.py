@@ -53,11 +53,12 @@ def staged_folder(dest: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def staged_file(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `dest`; rename it to `dest` on success."""
+def staged_file(dest: Path, suffix: str = ".partial") -> Iterator[Path]:
+    """Yield a temporary path (ending in `suffix`) beside `dest`; rename it to `dest`
+    on success, remove it on failure."""
     check_dest_file(dest)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
     except OSError as exc:
         raise UserError(f"Cannot write in {dest.parent}: {exc.strerror or exc}") from None
     os.close(fd)
