@@ -133,16 +133,9 @@ def test_repl_keeps_history_and_exits_on_eof() -> None:
     assert result.stdout.count(">>> ") == 3
 
 
-def test_mlx_engine_is_refused_plainly_until_it_exists() -> None:
-    result = _macllm("chat", "--engine", "mlx", "--prompt", "hi", "--max-tokens", "4")
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert "MLX engine is not part of this build" in result.stderr
-
-
 def test_models_list_names_only_engines_this_build_runs() -> None:
     result = _macllm("models", "list", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     default = next(row for row in rows if row.get("source") == "bundled")
-    assert default["engines"] == ["llama.cpp"]
+    assert default["engines"] == ["llama.cpp", "mlx"]  # MLX through its converted copy

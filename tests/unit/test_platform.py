@@ -44,3 +44,33 @@ def test_macos_maxrss_is_in_bytes() -> None:
 )
 def test_exit_descriptions(code: int | None, words: str) -> None:
     assert words in describe_exit(code)
+
+
+# `mx.device_info()` as printed on an Apple M2 Max with 32 GB.
+M2_MAX_DEVICE_INFO: dict[str, object] = {
+    "architecture": "applegpu_g14s", "device_name": "Apple M2 Max",
+    "max_buffer_length": 22906503168, "max_recommended_working_set_size": 22906503168,
+    "memory_size": 34359738368, "resource_limit": 499000,
+}
+
+
+def test_wired_limit_covers_the_estimate_with_headroom() -> None:
+    from macllm_app.core.platform.macos import WIRED_HEADROOM, wired_limit_bytes
+
+    needed = 4 * 2**30
+    assert wired_limit_bytes(needed, M2_MAX_DEVICE_INFO) == int(needed * WIRED_HEADROOM)
+
+
+def test_wired_limit_stays_below_the_recommended_working_set() -> None:
+    from macllm_app.core.platform.macos import WIRED_CEILING, wired_limit_bytes
+
+    recommended = M2_MAX_DEVICE_INFO["max_recommended_working_set_size"]
+    assert isinstance(recommended, int)
+    limit = wired_limit_bytes(40 * 2**30, M2_MAX_DEVICE_INFO)
+    assert limit == int(WIRED_CEILING * recommended) < recommended
+
+
+def test_linux_sets_no_mlx_memory_limit() -> None:
+    from macllm_app.core.platform.linux import LinuxPlatform
+
+    assert LinuxPlatform().limit_mlx_memory(10 * 2**30) is None

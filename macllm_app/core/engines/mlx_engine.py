@@ -33,6 +33,7 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineError
+from macllm_app.core.hardware.fit import estimate, shape_of
 from macllm_app.core.hardware.memory import peak_rss_bytes
 from macllm_app.core.library.mlx_copies import ensure_mlx_copy
 from macllm_app.core.library.mlx_folder import validate_mlx_folder
@@ -42,7 +43,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a model folder is local; never r
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
 from mlx_lm.generate import generate_step
 from mlx_lm.models.cache import (
     can_trim_prompt_cache,
@@ -102,9 +102,8 @@ class MLXEngine:
         self._n_batch = max(32, config.n_batch)
         self._cache = make_prompt_cache(model)
         self._cached = []
-        weights = cast("list[tuple[str, Any]]", tree_flatten(model.parameters()))
-        weight_bytes = sum(array.nbytes for _, array in weights)
-        current_platform().limit_mlx_memory(weight_bytes + self._kv_bytes(meta))
+        fit = estimate(shape_of(meta), self._n_ctx, engine="mlx")
+        current_platform().limit_mlx_memory(fit.worst_case_bytes - fit.overhead_bytes)
         on_gpu = bool(mx.metal.is_available())
         self._info = ModelInfo(
             path=str(source),
@@ -121,12 +120,6 @@ class MLXEngine:
         )
         progress(1.0, "Ready")
         return self._info
-
-    def _kv_bytes(self, meta: Any) -> int:
-        layers, kv_heads, head_dim = meta.n_layers, meta.n_kv_heads, meta.head_dim
-        if not (layers and kv_heads and head_dim):
-            return 0
-        return 2 * layers * kv_heads * head_dim * self._n_ctx * 2  # keys + values, float16
 
     def unload(self) -> None:
         self._model = self._tokenizer = self._template = self._info = None

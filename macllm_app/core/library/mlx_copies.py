@@ -8,14 +8,17 @@ modification time, so a changed source gets a new copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from macllm_app.core.paths import models_dir
 
 COPIES_FOLDER = "mlx-copies"
+STALE_PARTIAL_S = 3600
 
 Progress = Callable[[float, str], None]
 ShouldStop = Callable[[], bool]
@@ -53,7 +56,19 @@ def ensure_mlx_copy(gguf: Path, progress: Progress | None = None,
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():  # an empty or half-made folder from an older run
         shutil.rmtree(dest)
-    return convert_gguf_to_mlx(gguf, dest, progress=progress, should_stop=should_stop)
+    _remove_stale_partials(dest)
+    report = progress or (lambda _f, _m: None)
+    return convert_gguf_to_mlx(gguf, dest, should_stop=should_stop,
+                               progress=lambda f, m: report(f, f"Making the MLX copy: {m}"))
+
+
+def _remove_stale_partials(dest: Path) -> None:
+    """Staging folders of conversions that were killed (a live one is younger)."""
+    cutoff = time.time() - STALE_PARTIAL_S
+    for partial in dest.parent.glob(f".{dest.name}.*.partial"):
+        with contextlib.suppress(OSError):
+            if partial.stat().st_mtime < cutoff:
+                shutil.rmtree(partial)
 
 
 def remove_mlx_copy(gguf: Path) -> bool:
