@@ -23,7 +23,7 @@ from macllm_app.core.convert.gguf_vocab import (
     vocab_metadata,
 )
 from macllm_app.core.convert.staging import check_dest_file, staged_file
-from macllm_app.core.errors import ModelFileError, UserError
+from macllm_app.core.errors import Cancelled, ModelFileError, UserError
 
 log = logging.getLogger("macllm.convert")
 
@@ -133,13 +133,14 @@ def _eos_ids(config: dict[str, Any]) -> list[int]:
     return [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
 
 
-def export_mlx_to_gguf(src_folder: Path, dest_file: Path,
-                       progress: Progress | None = None) -> Path:
+def export_mlx_to_gguf(src_folder: Path, dest_file: Path, progress: Progress | None = None,
+                       should_stop: Callable[[], bool] | None = None) -> Path:
     """Write the llama MLX folder `src_folder` as the new F16 GGUF `dest_file`.
 
     Raises:
         UserError: the folder cannot be exported (see `gguf_export_support`), or
             `dest_file` exists or cannot be written.
+        Cancelled: `should_stop` returned True; nothing is left behind.
     """
     import mlx.core as mx
     from mlx.utils import tree_flatten
@@ -149,6 +150,7 @@ def export_mlx_to_gguf(src_folder: Path, dest_file: Path,
     from macllm_app.core.library.gguf_reader import read_gguf_header
 
     report: Progress = progress or (lambda _f, _msg: None)
+    stop = should_stop or (lambda: False)
     src, dest = Path(src_folder), Path(dest_file)
     reason = gguf_export_support(src)
     if reason is not None:
@@ -170,6 +172,8 @@ def export_mlx_to_gguf(src_folder: Path, dest_file: Path,
     permute = not config.get("rope_traditional", False)
     tensors: dict[str, Any] = {}
     for i, (name, weight) in enumerate(sorted(weights.items())):
+        if stop():
+            raise Cancelled
         w = weight
         if permute and name.endswith("self_attn.q_proj.weight"):
             w = permute_weights(w, n_head, n_head)

@@ -1,0 +1,93 @@
+"""`macllm convert ...`: GGUF to MLX folder, MLX folder to F16 GGUF."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p_convert = sub.add_parser("convert", help="convert a model between GGUF and MLX")
+    csub = p_convert.add_subparsers(dest="convert_command", required=True)
+
+    p = csub.add_parser("gguf-to-mlx", help="a llama GGUF file to a new MLX folder")
+    p.add_argument("src", metavar="SRC", help="the .gguf file")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="the MLX folder to create (must not exist, or be empty)")
+    p.set_defaults(handler=run_gguf_to_mlx)
+
+    p = csub.add_parser("mlx-to-gguf", help="an MLX llama folder to a new F16 GGUF file")
+    p.add_argument("src", metavar="SRC", help="the MLX model folder")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the .gguf file to create (must not exist)")
+    p.set_defaults(handler=run_mlx_to_gguf)
+
+
+class _ProgressLine:
+    """Progress on stderr: one line rewritten in place on a terminal, else a line
+    per tenth of the work."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.step = 1 if self.tty else 10
+        self.last = -1
+
+    def __call__(self, fraction: float, message: str) -> None:
+        pct = int(fraction * 100) // self.step * self.step
+        if pct == self.last:
+            return
+        self.last = pct
+        if self.tty:
+            print(f"\r{pct:3d}% {message[:70]:<70}", end="", file=sys.stderr, flush=True)
+        else:
+            print(f"{pct:3d}% {message}", file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        if self.tty and self.last >= 0:
+            print(file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
+    """Ctrl+C asks the conversion to stop at its next check (it then cleans up)."""
+    asked = {"stop": False}
+
+    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        asked["stop"] = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: asked["stop"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_gguf_to_mlx(args: argparse.Namespace) -> int:
+    from macllm_app.core.convert.gguf_to_mlx import convert_gguf_to_mlx
+
+    line = _ProgressLine()
+    try:
+        with _stop_on_sigint() as should_stop:
+            dest = convert_gguf_to_mlx(Path(args.src), Path(args.output), line, should_stop)
+    finally:
+        line.end()
+    print(dest)
+    return 0
+
+
+def run_mlx_to_gguf(args: argparse.Namespace) -> int:
+    from macllm_app.core.convert.mlx_to_gguf import export_mlx_to_gguf
+
+    line = _ProgressLine()
+    try:
+        with _stop_on_sigint() as should_stop:
+            dest = export_mlx_to_gguf(Path(args.src), Path(args.output), line, should_stop)
+    finally:
+        line.end()
+    print(dest)
+    return 0
