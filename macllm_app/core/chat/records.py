@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from macllm_app.core.engines.types import Role
+from macllm_app.core.engines.types import EngineName, Role
 
 MessageStatus = Literal["complete", "streaming", "interrupted", "cancelled", "error"]
 ReplyOutcome = Literal["complete", "interrupted", "cancelled", "error"]
@@ -18,6 +18,10 @@ SETTING_TYPES: dict[str, type] = {
     "repeat_penalty": float, "seed": int, "max_tokens": int,
 }
 """Per-conversation sampling overrides (names of `SamplingParams` fields)."""
+ENGINE_SETTING = "engine"
+"""The conversation's engine choice in its settings; absent means automatic (the
+engine the app picks for the model's format)."""
+ENGINE_CHOICES: tuple[EngineName, ...] = ("llama.cpp", "mlx")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +79,16 @@ def auto_title(text: str) -> str:
 
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """Validated sampling overrides; unknown names or wrong types raise ValueError."""
+    """Validated sampling overrides and engine choice; unknown names or wrong types
+    raise ValueError. An engine choice of "auto" or None is dropped (automatic)."""
     clean: dict[str, Any] = {}
     for name, value in settings.items():
+        if name == ENGINE_SETTING:
+            if value not in (None, "auto", *ENGINE_CHOICES):
+                raise ValueError(f"unknown engine {value!r}")
+            if value in ENGINE_CHOICES:
+                clean[name] = value
+            continue
         kind = SETTING_TYPES.get(name)
         if kind is None:
             raise ValueError(f"unknown sampling setting {name!r}")
@@ -90,3 +101,9 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
         else:
             clean[name] = kind(value)
     return clean
+
+
+def engine_choice(settings: dict[str, Any]) -> EngineName | None:
+    """The engine a conversation asks for, or None for automatic."""
+    value = settings.get(ENGINE_SETTING)
+    return next((engine for engine in ENGINE_CHOICES if engine == value), None)

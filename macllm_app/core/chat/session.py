@@ -65,7 +65,8 @@ class ChatSession:
 
     def __init__(self, store: ChatStore, host: ChatHost, conversation_id: int, *,
                  checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 compare_with: int | None = None) -> None:
         self.store = store
         self.host = host
         self.conversation_id = conversation_id
@@ -76,6 +77,9 @@ class ChatSession:
         """The user message of the latest turn (None after `regenerate`)."""
         self.reply_id: int | None = None
         """The reply row of the latest turn, once its stream has started."""
+        self.compare_with = compare_with
+        """A reply this session's replies are compared with (an earlier answer to the
+        same message, e.g. from the other engine): kept in their stats as `compared_with`."""
 
     # -- turns --------------------------------------------------------------
     def send(self, text: str) -> Iterator[Event]:
@@ -134,8 +138,8 @@ class ChatSession:
 
     def _remember_model(self) -> None:
         model = self.host.model
-        if model is None:
-            return
+        if model is None or self.compare_with is not None:
+            return  # a comparison leaves the chat's model and engine as they were
         conversation = self.store.get_conversation(self.conversation_id)
         if (conversation.model, conversation.engine) != (model.name, model.engine):
             self.store.update_conversation(self.conversation_id, model=model.name,
@@ -147,6 +151,8 @@ class ChatSession:
         if model is not None:
             result["model"] = result["model"] or model.name
             result["engine"] = result["engine"] or model.engine
+        if self.compare_with is not None:
+            result["compared_with"] = self.compare_with
         return result
 
     def _reply(self, parent_id: int) -> Iterator[Event]:
