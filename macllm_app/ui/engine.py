@@ -2,18 +2,24 @@
 
 One `EngineHost` at a time. When it dies (EngineCrashed), the controller drops
 it; the next request starts a fresh host and loads the last model again.
+
+`load()` picks the model and the engine it runs on by default (its automatic
+engine). A request may ask for the same model on another engine
+(`when_ready(..., engine=...)`): the model is loaded again on that engine, in a
+fresh host (one engine per host process, so each engine's memory is measured alone).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import LoadConfig, ModelInfo
+from macllm_app.core.engines.types import EngineName, LoadConfig, ModelInfo
 from macllm_app.ui.workers import LoadModelWorker
 
 log = logging.getLogger("macllm.ui.engine")
@@ -59,9 +65,11 @@ class EngineController(QObject):
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._config_factory = config_factory
-        self._config: LoadConfig | None = None
+        self._base: LoadConfig | None = None     # the model, on its automatic engine
+        self._config: LoadConfig | None = None   # what the host has (or is loading)
         self.host = EngineHost()
         self._host_loads = 0
+        self._host_engine: EngineName | None = None
         self.model: ModelInfo | None = None
         self._loader: LoadModelWorker | None = None
         self._waiting: list[tuple[ReadyCallback, FailCallback]] = []
@@ -73,22 +81,45 @@ class EngineController(QObject):
     def is_loading(self) -> bool:
         return self._loader is not None
 
+    @property
+    def config(self) -> LoadConfig | None:
+        """What the host has loaded or is loading (None before the first load)."""
+        return self._config
+
+    def base_config(self) -> LoadConfig | None:
+        """The model the app runs, on its automatic engine (None if there is none)."""
+        if self._base is None:
+            try:
+                return self._config_factory()
+            except Exception:  # e.g. the bundled model is not installed
+                return None
+        return self._base
+
     # -- requests -------------------------------------------------------------
     def load(self, config: LoadConfig | None = None) -> None:
-        """Load `config` (or the configured default model) in the background."""
-        if self._loader is not None:
-            self._loader.cancel()
-            self._loader = None
-            self._replace_host()  # the old load cannot be interrupted; drop its host
+        """Load `config` (or the current / configured default model) in the background;
+        its engine becomes the model's automatic engine."""
         try:
-            self._config = config or self._config or self._config_factory()
+            base = config or self._base or self._config_factory()
         except Exception as exc:  # e.g. the bundled model is not installed
             self._fail_waiting(str(exc))
             self.load_failed.emit(str(exc))
             return
+        self._base = base
+        self._start(base)
+
+    def _start(self, config: LoadConfig) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+            self._loader = None
+            self._replace_host()  # the old load cannot be interrupted; drop its host
+        elif self._host_engine not in (None, config.engine):
+            self._replace_host()  # another engine: a fresh process
+        self._config = config
         if not self.host.is_alive():
             self._replace_host()
         self.model = None
+        self._host_engine = config.engine
         worker = MeasuredLoadWorker(self.host, self._config, measure=self._host_loads == 0)
         self._host_loads += 1
         worker.progress.connect(self.load_progress)
@@ -99,14 +130,27 @@ class EngineController(QObject):
         self.load_started.emit(Path(self._config.model_path).name)
         worker.start()
 
-    def when_ready(self, ready: ReadyCallback, failed: FailCallback) -> None:
-        """Call `ready(host)` once a model is loaded, loading it first if needed."""
+    def when_ready(self, ready: ReadyCallback, failed: FailCallback,
+                   engine: EngineName | None = None) -> None:
+        """Call `ready(host)` once the model is loaded on `engine` (None: its automatic
+        engine), loading it first if needed."""
+        base = self.base_config()
+        if base is not None:
+            wanted = replace(base, engine=engine) if engine is not None else base
+            if wanted != self._config:
+                self._waiting.append((ready, failed))
+                self._base = base
+                self._start(wanted)
+                return
         if self.is_ready():
             ready(self.host)
             return
         self._waiting.append((ready, failed))
         if self._loader is None:
-            self.load()
+            if self._config is not None:
+                self._start(self._config)  # e.g. after a crash: the same model and engine
+            else:
+                self.load()
 
     def report_crash(self, message: str) -> None:
         """A generation saw the host die: forget it; the next request starts a new one."""
@@ -127,6 +171,7 @@ class EngineController(QObject):
         old = self.host
         self.host = EngineHost()
         self._host_loads = 0
+        self._host_engine = None
         old.kill()
         old.shutdown(timeout=1.0)
 

@@ -151,11 +151,16 @@ class MainWindow(QMainWindow):
             library.load_requested.connect(self._load_from_library)
 
     def _wire_engine(self) -> None:
-        self.engine.load_started.connect(self.status.set_loading)
+        self.engine.load_started.connect(self._on_load_started)
         self.engine.load_progress.connect(self.status.set_progress)
         self.engine.loaded.connect(self._on_loaded)
         self.engine.load_failed.connect(self._on_load_failed)
         self.engine.crashed.connect(self._on_crashed)
+
+    @Slot(str)
+    def _on_load_started(self, name: str) -> None:
+        config = self.engine.config
+        self.status.set_loading(name, config.engine if config is not None else "")
 
     @Slot(object)
     def _on_loaded(self, info: ModelInfo) -> None:

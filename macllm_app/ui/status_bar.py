@@ -53,16 +53,19 @@ class StatusBar(QStatusBar):
                        self.engine_label, self.device_label, self.speed_label, self.memory_label):
             self.addPermanentWidget(widget)
 
-    def set_loading(self, name: str) -> None:
+    def set_loading(self, name: str, engine: str = "") -> None:
         self.model_label.setText(f"Loading {name}…")
-        self.engine_label.clear()
+        self.engine_label.setText(engine)
         self.device_label.clear()
         self.progress.setValue(0)
+        self.progress.setToolTip("")
         self.progress.show()
 
     @Slot(float, str)
-    def set_progress(self, fraction: float, _message: str) -> None:
+    def set_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        if message:
+            self.progress.setToolTip(message)  # e.g. converting a GGUF model for MLX
 
     def set_model(self, info: ModelInfo | None, note: str = "No model loaded") -> None:
         self.progress.hide()
