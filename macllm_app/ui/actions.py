@@ -50,6 +50,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                separator_before=True),
     ActionSpec("chat.stop", "Stop Generating", "chat", "Esc", enabled=False),
     ActionSpec("chat.regenerate", "Regenerate Reply", "chat", "Ctrl+R", enabled=False),
+    ActionSpec("chat.compare_engines", "Run on the Other Engine", "chat", "Ctrl+Shift+R",
+               enabled=False, tip="Answer the last message again on the other engine and "
+               "compare the two replies"),
     ActionSpec("chat.rename", "Rename Chat", "chat", "F2", enabled=False,
                separator_before=True),
     ActionSpec("chat.delete", "Delete Chat", "chat", "Ctrl+Backspace", enabled=False),

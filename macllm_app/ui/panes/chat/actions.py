@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from macllm_app.ui.actions import ActionRegistry
+from macllm_app.ui.panes.chat.engine_choice import engine_title
 from macllm_app.ui.panes.chat.pane import ChatPane
+
+COMPARE_TITLE = "Run on the Other Engine"
 
 
 def bind_chat_actions(pane: ChatPane, actions: ActionRegistry) -> None:
     actions.on("chat.new", pane.new_conversation)
     actions.on("chat.stop", pane.stop)
     actions.on("chat.regenerate", pane.regenerate)
+    actions.on("chat.compare_engines", pane.run_on_other_engine)
     actions.on("chat.export_markdown", lambda: pane.export("markdown"))
     actions.on("chat.export_json", lambda: pane.export("json"))
     actions.on("chat.undo_delete", pane.undo_delete)
@@ -40,9 +44,15 @@ def bind_chat_actions(pane: ChatPane, actions: ActionRegistry) -> None:
         actions.set_enabled("chat.rename", has_chat)
         actions.set_enabled("chat.delete", has_chat and not streaming)
         actions.set_enabled("chat.undo_delete", pane.can_undo_delete())
+        target, reason = pane.compare_target()
+        compare = actions["chat.compare_engines"]
+        compare.setEnabled(target is not None)
+        compare.setText(f"Run on {engine_title(target)}" if target else COMPARE_TITLE)
+        compare.setToolTip(reason or compare.text())
 
     pane.streaming_changed.connect(lambda _s: update())
     pane.conversation_changed.connect(lambda _c: update())
     pane.conversation_deleted.connect(lambda _i, _t: update())
     pane.status_message.connect(lambda _m: update())
+    pane.actions_changed.connect(update)
     update()

@@ -30,12 +30,14 @@ EMPTY_TEXT = ("<p style='font-size:20px; color:#1d1d1f;'><b>What can I help with
 RENDER_INTERVAL_MS = 50
 
 SiblingLookup = Callable[[StoredMessage], tuple[int, list[int]] | None]
+ComparedLookup = Callable[[StoredMessage], StoredMessage | None]
 _Key = tuple[int, float, str, tuple[int, ...]]
 
 
 class MessageView(QScrollArea):
     branch_requested = Signal(int)
     edit_requested = Signal(int, str)
+    compare_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -85,6 +87,9 @@ class MessageView(QScrollArea):
         self._order: list[MessageWidget] = []
         self._pending: list[MessageWidget] = []
         self._siblings: SiblingLookup = lambda _m: None
+        self._compared: ComparedLookup = lambda _m: None
+        self._compare_action: tuple[str, bool, str] | None = None  # text, enabled, tip
+        self._compare_shown_on: int | None = None  # message id
 
         self.streaming: MessageWidget | None = None
         self._stream_parts: list[str] = []
@@ -104,8 +109,9 @@ class MessageView(QScrollArea):
 
     # -- whole conversation -------------------------------------------------
     def set_messages(self, conversation_id: int | None, messages: list[StoredMessage],
-                     siblings: SiblingLookup) -> None:
-        """Show `messages`, reusing the widgets of those unchanged since last time."""
+                     siblings: SiblingLookup, compared: ComparedLookup | None = None) -> None:
+        """Show `messages`, reusing the widgets of those unchanged since last time.
+        `compared` finds the reply a reply is compared with (see comparison.py)."""
         if conversation_id != self.conversation_id:
             self._drop_all()
             self.conversation_id = conversation_id
@@ -114,6 +120,8 @@ class MessageView(QScrollArea):
             self._stick_to_bottom = True
         self._messages = messages
         self._siblings = siblings
+        if compared is not None:
+            self._compared = compared
         self._clear_pending()
         self._rebuild()
         if self._built < min(self._shown, len(messages)):
@@ -183,6 +191,27 @@ class MessageView(QScrollArea):
         self.earlier_button.setText(f"Show {min(hidden, WINDOW)} earlier messages "
                                     f"({hidden} hidden)")
         self.earlier_button.setVisible(hidden > 0)
+        self._show_compare_action()
+
+    def set_compare_action(self, action: tuple[str, bool, str] | None) -> None:
+        """The last reply's "Run on the other engine" button: (text, enabled, tooltip),
+        or None to hide it."""
+        self._compare_action = action
+        self._show_compare_action()
+
+    def _show_compare_action(self) -> None:
+        last = self._order[-1] if self._order else None
+        shown = self._widgets.get(self._compare_shown_on or -1)
+        if shown is not None and shown[1] is not last:
+            shown[1].set_compare_action(False)
+        self._compare_shown_on = None
+        if last is None or last.message is None:
+            return
+        if self._compare_action is None:
+            last.set_compare_action(False)
+            return
+        last.set_compare_action(True, *self._compare_action)
+        self._compare_shown_on = last.message.id
 
     def _widget_for(self, message: StoredMessage) -> tuple[_Key, MessageWidget]:
         """The widget showing `message`: the cached one while it is unchanged."""
@@ -199,9 +228,12 @@ class MessageView(QScrollArea):
 
     def _make_widget(self, message: StoredMessage,
                      info: tuple[int, list[int]] | None) -> MessageWidget:
-        widget = MessageWidget(message.role, message, info)
+        compared = (self._compared(message)
+                     if message.stats and message.stats.get("compared_with") else None)
+        widget = MessageWidget(message.role, message, info, compared=compared)
         widget.branch_requested.connect(self.branch_requested)
         widget.edit_requested.connect(self.edit_requested)
+        widget.compare_requested.connect(self.compare_requested)
         return widget
 
     def _drop_all(self) -> None:

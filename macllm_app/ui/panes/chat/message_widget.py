@@ -1,4 +1,5 @@
-"""One message in the chat: text (Markdown for replies), actions, stats, branches."""
+"""One message in the chat: text (Markdown for replies), actions, stats, branches,
+and for a reply run on the other engine, both replies' stats side by side."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from macllm_app.core.chat.records import StoredMessage
+from macllm_app.ui.panes.chat.comparison import ComparisonTable
 from macllm_app.ui.panes.chat.formatting import STATUS_TEXT, stats_text
 from macllm_app.ui.panes.chat.markdown import plain_html, render_markdown
 from macllm_app.ui.panes.chat.stream_body import PLACEHOLDER, StreamBody, body_label
@@ -38,10 +40,12 @@ class MessageWidget(QFrame):
     branch_requested = Signal(int)          # sibling message id to show
     edit_requested = Signal(int, str)       # user message id, its text
     regenerate_requested = Signal()
+    compare_requested = Signal()            # "Run on the other engine" (last reply only)
 
     def __init__(self, role: str, message: StoredMessage | None = None,
                  siblings: tuple[int, list[int]] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *,
+                 compared: StoredMessage | None = None) -> None:
         super().__init__(parent)
         self.role = role
         self.message = message
@@ -69,6 +73,12 @@ class MessageWidget(QFrame):
             edit = _tool("Edit", "Edit and resend (keeps the old branch)", "editMessage")
             edit.clicked.connect(lambda: self.edit_requested.emit(message.id, message.content))
             header.addWidget(edit)
+        self.compare_button: QToolButton | None = None
+        if role == "assistant" and message is not None:
+            self.compare_button = _tool("Run on the other engine", "", "compareEngines")
+            self.compare_button.clicked.connect(self.compare_requested)
+            self.compare_button.hide()  # the view shows it on the last reply
+            header.addWidget(self.compare_button)
 
         self.body = body_label()
         self.body.linkActivated.connect(self._link)
@@ -84,9 +94,24 @@ class MessageWidget(QFrame):
         layout.addLayout(header)
         layout.addWidget(self.body)
         layout.addWidget(self.footer)
+        self.comparison: ComparisonTable | None = None
+        if compared is not None and message is not None:
+            self.comparison = ComparisonTable(compared, message)
+            self.comparison.show_reply.connect(self.branch_requested)
+            layout.addWidget(self.comparison)
         self.set_text(self.text)
         if message is not None:
             self._show_status(message)
+
+    def set_compare_action(self, shown: bool, text: str = "", enabled: bool = False,
+                           tip: str = "") -> None:
+        if self.compare_button is None:
+            return
+        if shown:
+            self.compare_button.setText(text)
+            self.compare_button.setEnabled(enabled)
+            self.compare_button.setToolTip(tip)
+        self.compare_button.setVisible(shown)
 
     def _add_branch_switcher(self, header: QHBoxLayout, index: int, ids: list[int]) -> None:
         back = _tool("‹", "Previous version", "branchPrevious")

@@ -1,7 +1,10 @@
 """The Chat pane: conversation list, message view, composer and chat settings.
 
 All generation goes through a GenerationWorker; the store is only read and
-written here for quick local SQLite operations.
+written here for quick local SQLite operations. Each conversation may choose
+its engine (settings panel); a reply is generated after the model is loaded
+on that engine. "Run on the other engine" answers the last message again on
+the other engine, as a sibling reply compared with the last one.
 """
 
 from __future__ import annotations
@@ -19,16 +22,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from macllm_app.core.chat.records import StoredMessage
+from macllm_app.core.chat.records import ENGINE_CHOICES, StoredMessage, engine_choice
 from macllm_app.core.chat.session import ChatSession
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import GenerationStats
+from macllm_app.core.engines.types import EngineName, GenerationStats
 from macllm_app.core.errors import EngineCrashed
 from macllm_app.core.settings import Settings
 from macllm_app.ui.engine import EngineController
+from macllm_app.ui.panes.chat.comparison import compared_reply
 from macllm_app.ui.panes.chat.composer import Composer
 from macllm_app.ui.panes.chat.conversation_list import ConversationSidebar
+from macllm_app.ui.panes.chat.engine_choice import (
+    EngineChoice,
+    compare_button,
+    compare_target,
+    engine_title,
+)
 from macllm_app.ui.panes.chat.exporter import ChatExporter
 from macllm_app.ui.panes.chat.formatting import context_text
 from macllm_app.ui.panes.chat.header import ChatHeader
@@ -49,6 +59,7 @@ class ChatPane(QWidget):
     title_changed = Signal(str)
     conversation_changed = Signal(object)   # conversation id or None
     conversation_deleted = Signal(int, str)  # id, title (for the Undo toast)
+    actions_changed = Signal()              # what the chat's actions can do has changed
 
     def __init__(self, store: ChatStore, engine: EngineController,
                  settings: Callable[[], Settings], parent: QWidget | None = None) -> None:
@@ -69,6 +80,9 @@ class ChatPane(QWidget):
         self._first_token_count = 0
         self._speed_shown_at = 0.0
         self._deleted: list[int] = []
+        self._last_reply: StoredMessage | None = None
+        self.engines = EngineChoice(engine, self)
+        self.engines.changed.connect(self._update_engine_state)
         self.exporter = ChatExporter(store, self)
         self.exporter.status_message.connect(self.status_message)
 
@@ -117,6 +131,7 @@ class ChatPane(QWidget):
         self.composer.regenerate_requested.connect(self.regenerate)
         self.view.branch_requested.connect(self.switch_branch)
         self.view.edit_requested.connect(self.composer.start_edit)
+        self.view.compare_requested.connect(self.run_on_other_engine)
         self.settings_panel.changed.connect(self._save_conversation_settings)
 
     # -- conversations --------------------------------------------------------
@@ -162,13 +177,15 @@ class ChatPane(QWidget):
         streaming_here = self._is_streaming_here()
         if streaming_here:  # the reply in progress is shown live, not as stored so far
             path = [m for m in path if m.status != "streaming"]
-        self.view.set_messages(conversation_id, path, self._siblings)
+        self.view.set_messages(conversation_id, path, self._siblings, self._compared)
+        self._last_reply = path[-1] if path and path[-1].role == "assistant" else None
         self._show_title(conversation.title if conversation else "New chat")
         if self.settings_panel.conversation_id != conversation_id:
             self.settings_panel.show_conversation(conversation)
         self._show_context(path)
         self._has_messages = bool(path)
         self.composer.set_can_regenerate(self.can_regenerate())
+        self._update_engine_state()
         if streaming_here:
             user_text = self._stream_user_text
             if path and path[-1].role == "user" and path[-1].content == user_text:
@@ -191,6 +208,9 @@ class ChatPane(QWidget):
             return None
         ids = [m.id for m in siblings]
         return ids.index(message.id), ids
+
+    def _compared(self, message: StoredMessage) -> StoredMessage | None:
+        return compared_reply(self.store, message)
 
     def _show_context(self, path: list[StoredMessage]) -> None:
         stats = next((m.stats for m in reversed(path) if m.stats), None)
@@ -236,9 +256,46 @@ class ChatPane(QWidget):
 
     @Slot(int, str, dict)
     def _save_conversation_settings(self, conversation_id: int, system_prompt: str,
-                                    sampling: dict[str, object]) -> None:
+                                    settings: dict[str, object]) -> None:
         self.store.update_conversation(conversation_id, system_prompt=system_prompt,
-                                       settings=sampling)
+                                       settings=settings)
+
+    # -- engines ------------------------------------------------------------------
+    def compare_target(self) -> tuple[EngineName | None, str]:
+        """The engine "Run on the other engine" would use now, or None and why not."""
+        if self.conversation_id is None:
+            return None, "There is no reply to run again yet."
+        if self.is_streaming():
+            return None, "Wait for the reply to finish."
+        settings = self.store.get_conversation(self.conversation_id).settings
+        chosen = engine_choice(settings) or self.engines.automatic()
+        return compare_target(self._last_reply, chosen, self.engines.known())
+
+    @Slot()
+    def _update_engine_state(self) -> None:
+        """Enable the engines that run the model, and the last reply's compare button."""
+        engines = self.engines.known()
+        reasons: dict[str, str] = (
+            {e: engines.why_not(e) for e in ENGINE_CHOICES} if engines else {})
+        self.settings_panel.set_engines(self.engines.automatic(), reasons)
+        self.view.set_compare_action(
+            compare_button(*self.compare_target()) if self._last_reply is not None else None)
+        self.actions_changed.emit()
+
+    @Slot()
+    def run_on_other_engine(self) -> None:
+        """Answer the last message again on the other engine, beside the last reply; the
+        new reply shows both replies' stats. The chat's engine choice stays as it was."""
+        target, reason = self.compare_target()
+        if target is None or self._last_reply is None:
+            if reason:
+                self.status_message.emit(reason)
+            return
+        self._generate("regenerate", engine=target, compare_with=self._last_reply.id)
+
+    def _show_stream_state(self, text: str) -> None:
+        if self._is_streaming_here() and self.view.streaming is not None:
+            self.view.streaming.set_stats_line(text)
 
     # -- generation -----------------------------------------------------------
     def can_regenerate(self) -> bool:
@@ -279,10 +336,13 @@ class ChatPane(QWidget):
             self._finish_generation(status="Cancelled before the model was ready.")
 
     def _generate(self, action: GenerationAction, text: str = "",
-                  message_id: int | None = None) -> None:
+                  message_id: int | None = None, *, engine: EngineName | None = None,
+                  compare_with: int | None = None) -> None:
+        """Generate on `engine`, or else on the engine the conversation chose."""
         assert self.conversation_id is not None
         self.settings_panel.save_now()
         conversation_id = self.conversation_id
+        choice = engine or engine_choice(self.store.get_conversation(conversation_id).settings)
         self._stream_conversation = conversation_id
         self._title_fresh = False
         ticket = object()
@@ -294,14 +354,17 @@ class ChatPane(QWidget):
         self.composer.set_streaming(True)
         self.composer.set_can_regenerate(False)
         self.streaming_changed.emit(True)
+        self._update_engine_state()
 
         def ready(host: EngineHost) -> None:
             if self._waiting_for_model is not ticket:
                 return  # stopped while the model was loading
             self._waiting_for_model = None
+            self._show_stream_state("generating…")
             worker = GenerationWorker(
-                host, lambda: ChatSession(self.store, host, conversation_id), action,
-                text, message_id)
+                host, lambda: ChatSession(self.store, host, conversation_id,
+                                          compare_with=compare_with),
+                action, text, message_id)
             worker.token.connect(self._on_token)
             worker.finished.connect(self._on_generation_finished)
             worker.cancelled.connect(self._on_generation_cancelled)
@@ -317,7 +380,17 @@ class ChatPane(QWidget):
                 if action == "send" and not self.composer.text():
                     self.composer.edit.setPlainText(text)  # nothing was saved; keep the words
 
-        self.engine.when_ready(ready, failed)
+        def start(resolved: EngineName | None, note: str) -> None:
+            if self._waiting_for_model is not ticket:
+                return  # stopped meanwhile
+            if note:
+                self.status_message.emit(note)
+            self.engine.when_ready(ready, failed, resolved)
+            if self._waiting_for_model is ticket and self.engine.is_loading():
+                title = engine_title(resolved or self.engines.automatic())
+                self._show_stream_state(f"loading the model on {title}…")
+
+        self.engines.resolve(choice, start)
 
     def _hide_replaced(self, action: GenerationAction, message_id: int | None) -> None:
         """While a new branch streams, hide what it replaces (kept in the store)."""
