@@ -80,18 +80,18 @@ class ComparisonTable(QFrame):
         link.setObjectName("compareEarlier")
         link.setToolTip("Show the earlier reply")
         link.linkActivated.connect(lambda _href: self.show_reply.emit(earlier.id))
-        header = (QLabel("Compared"), link, QLabel("This reply"))
+        header = (QLabel(), link, QLabel("This reply"))
         for column, label in enumerate(header):
-            label.setProperty("header", True)
+            font = label.font()
+            font.setBold(True)
+            label.setFont(font)
             grid.addWidget(label, 0, column)
         self.rows = comparison_rows(earlier.stats, this.stats)
         for row, values in enumerate(self.rows, start=1):
             for column, text in enumerate(values):
                 label = QLabel(text)
                 label.setObjectName(f"compareCell{row}_{column}")
-                if column == 0:
-                    label.setProperty("header", True)
-                else:
+                if column > 0:
                     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
                 grid.addWidget(label, row, column)
         grid.setColumnStretch(3, 1)
