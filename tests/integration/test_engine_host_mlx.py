@@ -103,7 +103,8 @@ def test_host_killed_mid_reply_is_reported_and_a_new_host_works(host: EngineHost
                                                                  tiny_model: Path) -> None:
     pid = host.pid
     assert pid is not None
-    with pytest.raises(EngineCrashed, match=r"^The engine stopped unexpectedly \(killed by SIGKILL"):
+    crashed = r"^The engine stopped unexpectedly \(killed by SIGKILL"
+    with pytest.raises(EngineCrashed, match=crashed):
         for event in host.stream(request(1900)):
             if isinstance(event, TextDelta):
                 os.kill(pid, signal.SIGKILL)
