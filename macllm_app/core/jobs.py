@@ -1,0 +1,267 @@
+"""Run one core function in a child process: conversion, export, later quantize and train.
+
+Work that needs mlx (or may crash, or eat all memory) must not run in the GUI
+process. A `Job` names its function as "package.module:function", starts a
+spawned child that imports and calls it, and relays what happens:
+
+- progress: the function gets `progress(fraction, message)` (when it takes a
+  `progress` argument); the parent passes reports on, at most one per
+  `PROGRESS_INTERVAL_S`, never dropping the latest one;
+- cancel: `Job.cancel()` sets a shared flag the function polls through
+  `should_stop()`; a function without `should_stop` is stopped at its next
+  progress report. A child that has not stopped `cancel_grace_s` later is
+  killed; either way `run()` raises `Cancelled`;
+- failure: a `UserError` raised by the function comes back as `JobFailed`
+  with the same message; any other exception as "<title> failed: <one line>"
+  (its traceback is logged); a child that dies (a native crash, a kill, out
+  of memory) as "<title> stopped unexpectedly (<how>)."
+
+`after_crash` runs in the parent when the child died without saying so, to
+remove what a killed child could not clean up itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import logging
+import multiprocessing as mp
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from macllm_app.core.engines.host import describe_exit
+from macllm_app.core.errors import Cancelled, UserError
+
+log = logging.getLogger("macllm.jobs")
+
+Progress = Callable[[float, str], None]
+
+#: Shortest time between two progress reports passed on to the caller.
+PROGRESS_INTERVAL_S = 0.05
+#: How long a cancelled job gets to stop by itself before it is killed.
+CANCEL_GRACE_S = 10.0
+
+
+class JobFailed(UserError):
+    """A job ended with an error (its message is one line, ready to show)."""
+
+    def __init__(self, message: str, crashed: bool = False) -> None:
+        super().__init__(message)
+        self.crashed = crashed
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def resolve_target(target: str) -> Callable[..., Any]:
+    """"package.module:function" -> the function (imported in the child)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"job target {target!r} is not 'module:function'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"job target {target!r} is not callable")
+    return obj
+
+
+def job_main(conn: Connection, stop_flag: Any, target: str, args: tuple[Any, ...],
+             kwargs: dict[str, Any], title: str) -> None:
+    """The child's side: call the target and send exactly one final message.
+
+    Messages: ("progress", fraction, message) ... then one of ("done", result),
+    ("cancelled",), ("error", message, traceback_or_None).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
+
+    def should_stop() -> bool:
+        return bool(stop_flag.value)
+
+    def progress(fraction: float, message: str) -> None:
+        conn.send(("progress", float(fraction), str(message)))  # fails if the parent is gone
+
+    def progress_or_stop(fraction: float, message: str) -> None:
+        if should_stop():
+            raise Cancelled
+        progress(fraction, message)
+
+    try:
+        fn = resolve_target(target)
+        params = inspect.signature(fn).parameters
+        call_kwargs = dict(kwargs)
+        if "should_stop" in params:
+            call_kwargs["should_stop"] = should_stop
+            if "progress" in params:
+                call_kwargs["progress"] = progress
+        elif "progress" in params:
+            call_kwargs["progress"] = progress_or_stop
+        if should_stop():
+            raise Cancelled
+        result = fn(*args, **call_kwargs)
+    except Cancelled:
+        reply: tuple[Any, ...] = ("cancelled",)
+    except UserError as exc:
+        reply = ("error", _first_line(str(exc)) or f"{title} failed.", None)
+    except (BrokenPipeError, EOFError):
+        return  # the parent went away; nobody to tell
+    except BaseException as exc:  # a bug in a job must reach the parent
+        detail = _first_line(str(exc))
+        words = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        reply = ("error", f"{title} failed: {words}", traceback.format_exc())
+    else:
+        reply = ("done", result)
+    try:
+        conn.send(reply)
+    except (OSError, EOFError):
+        pass
+    except Exception as exc:  # a result that cannot be pickled
+        with contextlib.suppress(OSError, EOFError):
+            conn.send(("error", f"{title} failed: its result could not be sent back "
+                       f"({_first_line(str(exc))})", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class Job:
+    """One function run in one child process. Start it with `run()` (blocking)."""
+
+    def __init__(self, target: str, args: tuple[Any, ...] = (),
+                 kwargs: dict[str, Any] | None = None, *, title: str = "The job",
+                 cancel_grace_s: float | None = None,
+                 after_crash: Callable[[], None] | None = None) -> None:
+        self.target = target
+        self.args = args
+        self.kwargs = dict(kwargs or {})
+        self.title = title
+        self.cancel_grace_s = CANCEL_GRACE_S if cancel_grace_s is None else cancel_grace_s
+        self.after_crash = after_crash
+        self._ctx = mp.get_context("spawn")
+        self._stop = self._ctx.RawValue("i", 0)
+        self._cancel_at: float | None = None
+        self._lock = threading.Lock()
+        self._process: BaseProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None else None
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_at is not None
+
+    def cancel(self) -> None:
+        """Ask the job to stop (safe from any thread; a no-op once it has ended)."""
+        with self._lock:
+            if self._cancel_at is None:
+                self._cancel_at = time.monotonic()
+            self._stop.value = 1
+
+    def kill(self) -> None:
+        """Stop the child at once (the job then ends as cancelled)."""
+        self.cancel()
+        process = self._process
+        if process is not None and process.is_alive():
+            process.kill()
+
+    def run(self, progress: Progress | None = None) -> Any:
+        """Start the child, relay its progress, and return the function's result.
+
+        Raises:
+            Cancelled: `cancel()` was called (the child stopped or was killed).
+            JobFailed: the function raised, or the child died.
+        """
+        if self._process is not None:
+            raise RuntimeError("a Job runs once")
+        parent_conn, child_conn = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(
+            target=job_main, name=f"macllm-job-{self.target.rsplit(':', 1)[-1]}", daemon=True,
+            args=(child_conn, self._stop, self.target, self.args, self.kwargs, self.title))
+        self._process = process
+        process.start()
+        child_conn.close()  # so recv() sees EOF as soon as the child dies
+        log.info("job %s started (pid %s)", self.target, process.pid)
+        try:
+            reply = self._relay(parent_conn, progress or (lambda _f, _m: None))
+        finally:
+            parent_conn.close()
+            process.join(5.0)
+            if process.is_alive():
+                process.kill()
+                process.join(5.0)
+        return self._outcome(reply, process.exitcode)
+
+    def _relay(self, conn: Connection, progress: Progress) -> tuple[Any, ...] | None:
+        """Pass progress on until the final message; None when the child died."""
+        pending: tuple[float, str] | None = None
+        last_sent = 0.0
+        while True:
+            self._kill_if_overdue()
+            if not conn.poll(PROGRESS_INTERVAL_S):
+                if pending is not None:
+                    progress(*pending)
+                    pending, last_sent = None, time.monotonic()
+                continue
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                message = None
+            if message is None or message[0] != "progress":
+                if pending is not None:
+                    progress(*pending)
+                return None if message is None else tuple(message)
+            now = time.monotonic()
+            if now - last_sent >= PROGRESS_INTERVAL_S:
+                progress(message[1], message[2])
+                pending, last_sent = None, now
+            else:
+                pending = (message[1], message[2])
+
+    def _kill_if_overdue(self) -> None:
+        cancel_at = self._cancel_at
+        process = self._process
+        if (cancel_at is not None and process is not None and process.is_alive()
+                and time.monotonic() - cancel_at > self.cancel_grace_s):
+            log.warning("job %s did not stop within %.1f s of cancel; killing it",
+                        self.target, self.cancel_grace_s)
+            process.kill()
+
+    def _outcome(self, reply: tuple[Any, ...] | None, exitcode: int | None) -> Any:
+        if reply is None:
+            if self.after_crash is not None:
+                try:
+                    self.after_crash()
+                except Exception:  # cleanup must not hide what happened
+                    log.exception("cleanup after job %s failed", self.target)
+            if self.cancel_requested:
+                raise Cancelled
+            log.warning("job %s died: %s", self.target, describe_exit(exitcode))
+            raise JobFailed(f"{self.title} stopped unexpectedly ({describe_exit(exitcode)}).",
+                            crashed=True)
+        kind = reply[0]
+        if kind == "done":
+            if self.cancel_requested:
+                log.info("job %s finished before it saw the cancel", self.target)
+            return reply[1]
+        if kind == "cancelled":
+            raise Cancelled
+        message, trace = reply[1], reply[2]
+        if trace:
+            log.error("job %s failed:\n%s", self.target, trace)
+        raise JobFailed(message)
+
+
+def run_job(target: str, *args: Any, title: str = "The job", progress: Progress | None = None,
+            **kwargs: Any) -> Any:
+    """Run `target(*args, **kwargs)` in a child process and wait for its result."""
+    return Job(target, args, kwargs, title=title).run(progress)
