@@ -19,7 +19,7 @@ from macllm_app.core.library.importer import import_model as _import_model
 from macllm_app.core.library.importer import import_models as _import_models
 
 
-def _entry_dict(e: LibraryEntry) -> dict[str, Any]:
+def entry_dict(e: LibraryEntry) -> dict[str, Any]:
     meta = e.metadata
     return {
         "id": e.id, "name": e.name, "path": e.path, "format": e.format, "source": e.source,
@@ -46,14 +46,14 @@ def _mode(mode: str) -> ImportMode:
 def import_model(path: str, mode: str = "link") -> dict[str, Any]:
     """Import one model (mode "link" records it in place, "copy" copies it into the
     models folder); raises ModelFileError / UserError with the reason."""
-    return _entry_dict(_import_model(Path(path), _mode(mode)))
+    return entry_dict(_import_model(Path(path), _mode(mode)))
 
 
 def import_models(paths: list[str], mode: str = "link") -> list[dict[str, Any]]:
     """Import several models; each result is {"path", "id", ...} or {"path", "error"}."""
     out: list[dict[str, Any]] = []
     for r in _import_models([Path(p) for p in paths], _mode(mode)):
-        out.append(_entry_dict(r.entry) if r.entry else {"path": r.path, "error": r.error})
+        out.append(entry_dict(r.entry) if r.entry else {"path": r.path, "error": r.error})
     return out
 
 
@@ -63,7 +63,7 @@ def list_models(scan_stores: bool = True) -> list[dict[str, Any]]:
         from macllm_app.core.library.stores import refresh_store_index
 
         refresh_store_index()
-    return [_entry_dict(e) for e in Catalogue().entries()]
+    return [entry_dict(e) for e in Catalogue().entries()]
 
 
 def resolve_model(model: str) -> str:
@@ -109,7 +109,7 @@ def pull(repo_id: str, filename: str | None = None, revision: str = "main",
     """
     from macllm_app.core.library.pull import pull_to_library
 
-    return _entry_dict(pull_to_library(repo_id, filename, revision, progress, should_stop))
+    return entry_dict(pull_to_library(repo_id, filename, revision, progress, should_stop))
 
 
 def discard_pull(repo_id: str, filename: str) -> None:

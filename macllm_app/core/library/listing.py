@@ -72,7 +72,9 @@ def library_rows(n_ctx: int = 4096, scan_stores: bool = True) -> list[dict[str, 
 
 
 def model_details(path: str, n_ctx: int, engine: str | None = None) -> dict[str, Any]:
-    """Full metadata (re-validated), the fit estimate, and measured peaks for this model."""
+    """Full metadata (re-validated), the fit estimate, measured peaks, and which
+    conversions apply (see `conversions.conversion_info`)."""
+    from macllm_app.core.library.conversions import conversion_info
     from macllm_app.core.library.formats import inspect_model
 
     meta = inspect_model(Path(path))
@@ -80,7 +82,8 @@ def model_details(path: str, n_ctx: int, engine: str | None = None) -> dict[str,
     measured = [{"engine": m.engine, "n_ctx": m.n_ctx, "peak_bytes": m.peak_bytes,
                  "estimate_bytes": m.estimate_bytes, "error": m.error}
                 for m in Catalogue().measurements(meta.path)]
-    return {"metadata": meta.to_dict(), "fit": fit.to_dict(), "measured": measured}
+    return {"metadata": meta.to_dict(), "fit": fit.to_dict(), "measured": measured,
+            "conversion": conversion_info(meta)}
 
 
 def delete_owned(path: str) -> str:
