@@ -49,8 +49,11 @@ def test_table_lists_the_default_and_an_imported_model(
     import_model(str(tiny), "link")
     window = make_window(load=False)
     pane = open_library(qtbot, window)
+    from macllm_app.core.engines.select import installed_engines
+
+    engines = "llama.cpp, MLX" if "mlx" in installed_engines() else "llama.cpp"
     assert _cells(pane, str(default_model)) == [
-        "SmolLM2-135M-Instruct (Q4_1)", "GGUF", "llama.cpp", "93.8 MB", "Q4_1", "8,192",
+        "SmolLM2-135M-Instruct (Q4_1)", "GGUF", engines, "93.8 MB", "Q4_1", "8,192",
         "Fits", "bundled"]
     name, fmt, engines, _size, quant, ctx, fit, source = _cells(pane, str(tiny))
     assert (name, fmt, quant, ctx, source) == ("Tiny Library Model", "GGUF", "Q8_0", "2,048",

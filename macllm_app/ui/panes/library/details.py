@@ -5,10 +5,11 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from macllm_app.ui.panes.library.table_model import FIT_LABELS, human_size
+from macllm_app.core.engines.select import installed
+from macllm_app.ui.panes.library.table_model import FIT_LABELS, engines_text, human_size
 from macllm_app.ui.workers import FunctionWorker
 
 META_FIELDS = (("name", "Name"), ("architecture", "Architecture"), ("format", "Format"),
@@ -25,6 +26,8 @@ def _value(key: str, value: Any) -> str:
         return "?"
     if key == "size_bytes":
         return human_size(value)
+    if key == "engines":
+        return engines_text(installed(value))
     if key == "n_params":
         return f"{value / 1e6:,.0f} M" if value < 1e9 else f"{value / 1e9:,.2f} B"
     if isinstance(value, bool):
@@ -52,6 +55,8 @@ def measured_text(measured: list[dict[str, Any]]) -> str:
 
 
 class DetailsPanel(QWidget):
+    loaded = Signal(object)  # the details dict of core.library.listing.model_details
+
     def __init__(self, n_ctx: int) -> None:
         super().__init__()
         self.setObjectName("libraryDetails")
@@ -88,6 +93,11 @@ class DetailsPanel(QWidget):
         form.addRow("Measured", self.measured)
         layout.addLayout(form)
         layout.addStretch(1)
+        self._layout = layout
+
+    def add_section(self, widget: QWidget) -> None:
+        """Show `widget` under the details (before the trailing stretch)."""
+        self._layout.insertWidget(self._layout.count() - 1, widget)
 
     def show_model(self, path: str | None) -> None:
         self._path = path
@@ -123,6 +133,7 @@ class DetailsPanel(QWidget):
             label.setText(_value(key, meta.get(key)))
         self.fit.setText(fit_text(details["fit"]))
         self.measured.setText(measured_text(details["measured"]))
+        self.loaded.emit(details)
 
     @Slot(str)
     def _failed(self, message: str) -> None:

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QProcess, QSortFilterProxyModel, Qt, Signal, Slot
+from PySide6.QtCore import QPoint, QProcess, QSortFilterProxyModel, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
+    QMenu,
     QMessageBox,
     QPushButton,
     QScrollArea,
@@ -26,9 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from macllm_app.core.platform import current as current_platform
+from macllm_app.ui.panes.library.conversions import ConversionActions
 from macllm_app.ui.panes.library.details import DetailsPanel
 from macllm_app.ui.panes.library.hub_view import HubBrowser
 from macllm_app.ui.panes.library.importing import Importer, mime_paths
+from macllm_app.ui.panes.library.job_strip import JobStrip
 from macllm_app.ui.panes.library.table_model import ROW_ROLE, SORT_ROLE, LibraryTableModel
 from macllm_app.ui.workers import FunctionWorker
 
@@ -46,6 +49,8 @@ class LibraryPane(QWidget):
         self._list_worker: FunctionWorker | None = None
         self._listed_once = False
         self._shown_path: str | None = None
+        self._select_after_refresh: str | None = None
+        self.context_menu: QMenu | None = None
         self.import_errors: list[str] = []
 
         self.model = LibraryTableModel()
@@ -66,6 +71,8 @@ class LibraryPane(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.table.doubleClicked.connect(self.load_selected)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._show_context_menu)
 
         self.filter = QLineEdit()
         self.filter.setObjectName("libraryFilter")
@@ -82,6 +89,12 @@ class LibraryPane(QWidget):
         top.addWidget(refresh_button)
 
         self.details = DetailsPanel(n_ctx())
+        self.job_strip = JobStrip()
+        self.conversions = ConversionActions(self, self.job_strip)
+        self.conversions.added.connect(self._on_added)
+        self.conversions.message.connect(self.status_message)
+        self.details.loaded.connect(self.conversions.set_details)
+        self.details.add_section(self.conversions.section)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.table)
         scroll = QScrollArea()
@@ -113,6 +126,7 @@ class LibraryPane(QWidget):
         models_layout.addLayout(top)
         models_layout.addWidget(split, 1)
         models_layout.addLayout(actions)
+        models_layout.addWidget(self.job_strip)
         self.hub = HubBrowser()
         self.hub.downloaded.connect(lambda _entry: self.refresh())
         self.hub.message.connect(self.status_message)
@@ -149,9 +163,11 @@ class LibraryPane(QWidget):
         if self.sender() is not self._list_worker or not isinstance(rows, list):
             return
         chosen = self.selected_row()
+        wanted = self._select_after_refresh or (chosen["path"] if chosen else None)
+        self._select_after_refresh = None
         self.model.set_rows(rows)
-        if chosen is not None:
-            self.select_path(chosen["path"])
+        if wanted is not None:
+            self.select_path(wanted)
         self._on_selection()
         self.refreshed.emit()
 
@@ -172,10 +188,46 @@ class LibraryPane(QWidget):
         self.load_button.setEnabled(row is not None)
         self.reveal_button.setEnabled(row is not None)
         self.delete_button.setVisible(bool(row and row["owned"]))
+        self.conversions.set_row(row)
         path = row["path"] if row else None
         if path != self._shown_path:
             self._shown_path = path
             self.details.show_model(path)
+
+    @Slot(str)
+    def _on_added(self, path: str) -> None:
+        """A conversion added a model: list it and select it."""
+        self._select_after_refresh = path
+        self.refresh()
+
+    @Slot(QPoint)
+    def _show_context_menu(self, pos: QPoint) -> None:
+        menu = self.context_menu_at(pos)
+        if menu is not None:
+            menu.aboutToHide.connect(menu.deleteLater)
+            menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def context_menu_at(self, pos: QPoint) -> QMenu | None:
+        """Select the row at `pos` (table viewport coordinates) and build its menu."""
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return None
+        self.table.selectRow(index.row())
+        row = self.selected_row()
+        if row is None:
+            return None
+        menu = QMenu(self)
+        menu.setObjectName("libraryContextMenu")
+        menu.addAction("Load into Chat", self.load_selected)
+        menu.addAction(self.reveal_button.text(), self.reveal_selected)
+        menu.addSeparator()
+        menu.addAction(self.conversions.convert_action if row["format"] == "gguf"
+                       else self.conversions.export_action)
+        if row["owned"]:
+            menu.addSeparator()
+            menu.addAction("Delete…", self.delete_selected)
+        self.context_menu = menu
+        return menu
 
     # -- actions --------------------------------------------------------------
     def _confirm(self, title: str, text: str) -> bool:

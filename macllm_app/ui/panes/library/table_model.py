@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor
 
 COLUMNS = ("Name", "Format", "Engines", "Size", "Quant", "Context", "Fit", "Source")
 FIT_LABELS = {"fits": "Fits", "tight": "Tight", "wont_fit": "Won't fit"}
+ENGINE_LABELS = {"llama.cpp": "llama.cpp", "mlx": "MLX"}
 FIT_COLORS = {"fits": "#248a3d", "tight": "#b25000", "wont_fit": "#d70015"}
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -27,6 +28,10 @@ def human_size(n: int | None) -> str:
     return f"{size:.1f} TB"  # pragma: no cover
 
 
+def engines_text(engines: list[str] | tuple[str, ...] | None) -> str:
+    return ", ".join(ENGINE_LABELS.get(e, e) for e in engines or ())
+
+
 def _cell(row: dict[str, Any], column: int) -> str:
     name = COLUMNS[column]
     if name == "Name":
@@ -34,7 +39,7 @@ def _cell(row: dict[str, Any], column: int) -> str:
     if name == "Format":
         return "GGUF" if row["format"] == "gguf" else "MLX"
     if name == "Engines":
-        return ", ".join(row.get("engines") or [])
+        return engines_text(row.get("engines"))
     if name == "Size":
         return human_size(row.get("size_bytes"))
     if name == "Quant":

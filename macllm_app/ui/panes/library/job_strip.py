@@ -1,0 +1,58 @@
+"""A strip under the model table showing a running job: what it does, a progress bar, Cancel."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+STEPS = 1000
+
+
+class JobStrip(QWidget):
+    cancel_requested = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("jobStrip")
+        self.title = ""
+        self.label = QLabel("")
+        self.label.setObjectName("jobMessage")
+        self.label.setMinimumWidth(120)
+        self.bar = QProgressBar()
+        self.bar.setObjectName("jobProgress")
+        self.bar.setRange(0, STEPS)
+        self.bar.setMaximumWidth(260)
+        self.bar.setTextVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("jobCancel")
+        self.cancel_button.clicked.connect(self._cancel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.cancel_button)
+        self.hide()
+
+    def start(self, title: str) -> None:
+        self.title = title
+        self.label.setText(f"{title}…")
+        self.bar.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setText("Cancel")
+        self.show()
+
+    @Slot(float, str)
+    def set_progress(self, fraction: float, message: str) -> None:
+        self.bar.setValue(round(min(max(fraction, 0.0), 1.0) * STEPS))
+        self.label.setText(f"{self.title}: {message}" if message else self.title)
+
+    @Slot()
+    def _cancel(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling…")
+        self.label.setText(f"{self.title}: cancelling…")
+        self.cancel_requested.emit()
+
+    def finish(self) -> None:
+        self.hide()
+        self.title = ""
