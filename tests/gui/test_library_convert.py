@@ -91,12 +91,13 @@ def test_cancel_a_conversion_leaves_nothing_behind(
     window = make_window(load=False)
     pane = open_library(qtbot, window)
     actions = _choose(qtbot, pane, default_model)
-    progress = _record_progress(pane)
     messages: list[str] = []
     pane.status_message.connect(messages.append)
     actions.convert_action.trigger()  # the same action as the button and the menu entry
     click_box_button(qtbot, pane, "convertDialog", "Convert")
-    qtbot.waitUntil(lambda: bool(progress), timeout=30_000)
+    # Cancel at the first progress report (the conversion has begun in its process).
+    qtbot.waitUntil(lambda: pane.job_strip.label.text().startswith("Converting to MLX: "),
+                    timeout=30_000)
     qtbot.mouseClick(pane.job_strip.cancel_button, Qt.MouseButton.LeftButton)
     assert pane.job_strip.label.text() == "Converting to MLX: cancelling…"
     _wait_idle(qtbot, pane)
