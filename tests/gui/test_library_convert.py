@@ -196,3 +196,27 @@ def test_a_conversion_that_fails_says_why_in_one_line(
     assert actions.error_box.windowTitle() == "Converting to MLX failed"
     assert list((macllm_home / "models").iterdir()) == []
     actions.error_box.accept()
+
+
+def test_a_killed_conversion_is_reported_and_cleaned_up(
+        qtbot: Any, make_window: Any, default_model: Path, macllm_home: Path) -> None:
+    import os
+    import signal
+
+    window = make_window(load=False)
+    pane = open_library(qtbot, window)
+    actions = _choose(qtbot, pane, default_model)
+    actions.convert_action.trigger()
+    click_box_button(qtbot, pane, "convertDialog", "Convert")
+    models = macllm_home / "models"
+    qtbot.waitUntil(lambda: any(p.name.endswith(".partial") for p in models.iterdir()),
+                    timeout=30_000)
+    assert actions.worker is not None and actions.worker.job.pid is not None
+    os.kill(actions.worker.job.pid, signal.SIGKILL)  # as the OOM killer would
+    _wait_idle(qtbot, pane)
+    qtbot.waitUntil(lambda: actions.error_box is not None and actions.error_box.isVisible(),
+                    timeout=5000)
+    assert actions.error_box.text() == (
+        "Converting to MLX stopped unexpectedly (killed by SIGKILL, possibly out of memory).")
+    assert list(models.iterdir()) == []  # its staging folder was removed
+    actions.error_box.accept()

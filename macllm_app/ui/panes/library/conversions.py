@@ -30,6 +30,9 @@ from macllm_app.ui.panes.library.job_strip import JobStrip
 from macllm_app.ui.panes.library.table_model import human_size
 
 BUSY = "Wait for the running conversion to finish, or cancel it."
+#: A cancelled conversion is killed after this long (what it staged is then removed),
+#: so quitting the app is never held up by a long native call.
+CANCEL_GRACE_S = 3.0
 
 
 def _bind(button: QPushButton, action: QAction) -> None:
@@ -225,7 +228,7 @@ class ConversionActions(QObject):
         if self.busy:
             return
         worker = JobWorker(target, (str(src), str(dest)), title=title,
-                           after_crash=core.partial_cleanup(dest))
+                           cancel_grace_s=CANCEL_GRACE_S, after_crash=core.partial_cleanup(dest))
         worker.progress.connect(self.strip.set_progress)
         worker.finished.connect(self._finished)
         worker.failed.connect(self._failed)
