@@ -36,3 +36,12 @@ def llama_host(default_model: Path) -> Iterator[object]:
     host.load(LoadConfig(model_path=str(default_model), n_ctx=2048, n_threads=2))
     yield host
     host.shutdown()
+
+
+@pytest.fixture(scope="session")
+def converted_default_model(default_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default model converted GGUF -> MLX once per session (a plain mlx-lm folder)."""
+    from macllm_app.core.convert.gguf_to_mlx import convert_gguf_to_mlx
+
+    folder = tmp_path_factory.mktemp("converted") / "SmolLM2-135M-Instruct-mlx"
+    return convert_gguf_to_mlx(default_model, folder)

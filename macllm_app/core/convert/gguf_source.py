@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from macllm_app.core.convert import gguf_quants
+from macllm_app.core.convert.progress import Progress
 from macllm_app.core.errors import Cancelled, ModelFileError
 from macllm_app.core.library.ggml_types import MLX_GGUF_TYPES
 from macllm_app.core.library.gguf_reader import GGUFHeader, read_gguf_header
 
 SUPPORTED_ARCHITECTURES = frozenset({"llama"})
 
-Progress = Callable[[float, str], None]
 ShouldStop = Callable[[], bool]
 
 

@@ -18,16 +18,11 @@ from typing import Any
 from macllm_app.core.convert.gguf_source import load_gguf, open_llama_gguf
 from macllm_app.core.convert.gguf_tokenizer import check_tokenizer_kind, write_tokenizer_files
 from macllm_app.core.convert.llama_weights import llama_config, map_weights, quantization_config
+from macllm_app.core.convert.progress import Progress, monotonic, span
 from macllm_app.core.convert.staging import check_dest_folder, staged_folder
 from macllm_app.core.errors import Cancelled
 
 log = logging.getLogger("macllm.convert")
-
-Progress = Callable[[float, str], None]
-
-
-def _span(progress: Progress, start: float, end: float) -> Progress:
-    return lambda f, msg: progress(start + (end - start) * min(max(f, 0.0), 1.0), msg)
 
 
 def convert_gguf_to_mlx(src: Path, dest: Path, progress: Progress | None = None,
@@ -43,7 +38,7 @@ def convert_gguf_to_mlx(src: Path, dest: Path, progress: Progress | None = None,
 
     from macllm_app.core.library.mlx_folder import validate_mlx_folder
 
-    report: Progress = progress or (lambda _f, _msg: None)
+    report = monotonic(progress)
     stop = should_stop or (lambda: False)
 
     def check_stop() -> None:
@@ -58,7 +53,7 @@ def convert_gguf_to_mlx(src: Path, dest: Path, progress: Progress | None = None,
     check_tokenizer_kind(header.kv, src.name)
     check_stop()
     with staged_folder(dest) as tmp:
-        contents = load_gguf(header, _span(report, 0.02, 0.4), stop)
+        contents = load_gguf(header, span(report, 0.02, 0.4), stop)
         check_stop()
         config = llama_config(contents)
         weights, bits = map_weights(contents, config)

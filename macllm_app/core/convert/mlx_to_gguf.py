@@ -22,12 +22,11 @@ from macllm_app.core.convert.gguf_vocab import (
     pre_tokenizer_name,
     vocab_metadata,
 )
+from macllm_app.core.convert.progress import Progress, monotonic
 from macllm_app.core.convert.staging import check_dest_file, staged_file
 from macllm_app.core.errors import Cancelled, ModelFileError, UserError
 
 log = logging.getLogger("macllm.convert")
-
-Progress = Callable[[float, str], None]
 EXPORTABLE_TYPES = frozenset({"llama", "mistral"})  # mlx-lm runs both with its llama model
 _GGUF_F16 = 1  # general.file_type: LLAMA_FTYPE_MOSTLY_F16
 
@@ -149,7 +148,7 @@ def export_mlx_to_gguf(src_folder: Path, dest_file: Path, progress: Progress | N
 
     from macllm_app.core.library.gguf_reader import read_gguf_header
 
-    report: Progress = progress or (lambda _f, _msg: None)
+    report = monotonic(progress)
     stop = should_stop or (lambda: False)
     src, dest = Path(src_folder), Path(dest_file)
     reason = gguf_export_support(src)
@@ -187,6 +186,8 @@ def export_mlx_to_gguf(src_folder: Path, dest_file: Path, progress: Progress | N
     report(0.8, f"Writing {dest.name}")
     with staged_file(dest, suffix=".partial.gguf") as tmp:
         mx.save_gguf(str(tmp), tensors, meta)
+        if stop():
+            raise Cancelled
         header = read_gguf_header(tmp)
         if (header.kv.get("general.architecture") != "llama"
                 or len(header.tensors) != len(tensors)):
