@@ -108,3 +108,45 @@ def test_export_refuses_without_writing(converted_default_model: Path, tmp_path:
     with pytest.raises(UserError, match="cannot export to GGUF: its model type is 'qwen2'"):
         export_mlx_to_gguf(folder, tmp_path / "q.gguf")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["macllm-home", "qwen", "taken.gguf"]
+
+
+def test_llama3_rope_scaling_round_trip(default_model: Path, tmp_path: Path) -> None:
+    """A GGUF with Llama 3.1-style `rope_freqs` converts to mlx-lm's `llama3` rope
+    scaling (same logits as llama.cpp) and exports back to the same tensor."""
+    import mlx.core as mx
+    import mlx_lm
+    import numpy as np
+
+    from macllm_app.core.convert.gguf_to_mlx import convert_gguf_to_mlx
+    from macllm_app.core.convert.rope import llama3_rope_factors
+
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+    plain = requantize(default_model, tmp_path / "f16.gguf", "F16")
+    arrays, meta = mx.load(str(plain), return_metadata=True)
+    arrays["rope_freqs.weight"] = mx.array(llama3_rope_factors(64, 100000.0, scaling))
+    meta["llama.context_length"] = mx.array(131072, dtype=mx.uint32)
+    scaled = tmp_path / "scaled.gguf"
+    mx.save_gguf(str(scaled), arrays, meta)
+
+    folder = convert_gguf_to_mlx(scaled, tmp_path / "scaled-mlx")
+    assert json.loads((folder / "config.json").read_text())["rope_scaling"] == scaling
+    model, tokenizer = mlx_lm.load(str(folder))
+    prompt = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in CHAT)
+    ids = tokenizer.encode(prompt + "<|im_start|>assistant\nThe waves of the",
+                           add_special_tokens=False)
+
+    def llama_logits(path: Path) -> np.ndarray:
+        llm = llama(path, logits_all=True)
+        llm.eval(ids)
+        return np.array(llm.scores[:len(ids)])
+
+    theirs = llama_logits(scaled)
+    assert np.abs(theirs - llama_logits(plain)).max() > 0.1  # the scaling matters here
+    ours = np.array(model(mx.array([ids]))[0].astype(mx.float32))
+    assert np.abs(ours - theirs).max() < 0.1
+
+    exported = export_mlx_to_gguf(folder, tmp_path / "exported.gguf")
+    back = mx.load(str(exported))["rope_freqs.weight"]
+    assert mx.allclose(back, arrays["rope_freqs.weight"]).item()
+    assert np.abs(llama_logits(exported) - theirs).max() < 0.01

@@ -152,3 +152,18 @@ def test_staged_file_does_not_clobber_a_file_that_appears(tmp_path: Path) -> Non
         dest.write_bytes(b"someone else's")
     assert dest.read_bytes() == b"someone else's"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf"]
+
+
+@pytest.mark.parametrize(("head_dim", "theta", "factor"), [(128, 500000.0, 8.0),
+                                                          (64, 500000.0, 32.0)])
+def test_llama3_rope_scaling_is_recovered_from_rope_freqs(head_dim: int, theta: float,
+                                                           factor: float) -> None:
+    from macllm_app.core.convert.rope import llama3_rope_factors, llama3_scaling
+
+    scaling = {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+    factors = llama3_rope_factors(head_dim, theta, scaling)
+    assert llama3_scaling(factors, head_dim, theta) == scaling
+    assert llama3_scaling(np.ones(head_dim // 2), head_dim, theta) == {}
+    assert llama3_scaling(factors[::-1], head_dim, theta) is None
+    assert llama3_scaling(factors[:-1], head_dim, theta) is None

@@ -16,6 +16,7 @@ import numpy as np
 
 from macllm_app.core.convert.gguf_quants import GROUP_SIZE
 from macllm_app.core.convert.gguf_source import GGUFContents
+from macllm_app.core.convert.rope import llama3_scaling
 from macllm_app.core.errors import ModelFileError
 
 _TOP = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
@@ -26,6 +27,7 @@ _LAYER = {
     "ffn_norm": "post_attention_layernorm",
 }
 _SUFFIXES = ("weight", "scales", "biases", "bias")
+ROPE_FREQS = "rope_freqs.weight"
 _BLOCK = re.compile(r"blk\.(\d+)\.(\w+)")
 
 
@@ -74,9 +76,6 @@ def llama_config(contents: GGUFContents) -> dict[str, Any]:
         raise ModelFileError(f"{label}: different key and value head sizes are not supported")
     if meta.get("llama.rope.dimension_count", head_dim) != head_dim:
         raise ModelFileError(f"{label}: partial rotary embeddings are not supported")
-    if "rope_freqs.weight" in contents.arrays:
-        raise ModelFileError(
-            f"{label}: Llama 3.1-style rope scaling (rope_freqs) is not supported yet")
     tokens = meta.get("tokenizer.ggml.tokens") or ()
     vocab = _int(meta, "llama.vocab_size", label, len(tokens) or None)
     config: dict[str, Any] = {
@@ -102,6 +101,15 @@ def llama_config(contents: GGUFContents) -> dict[str, Any]:
         if scaling != "linear":
             raise ModelFileError(f"{label}: rope scaling {scaling!r} is not supported")
         config["rope_scaling"] = {"type": "linear", "factor": factor}
+    freqs = contents.arrays.get(ROPE_FREQS)
+    if freqs is not None:
+        if "rope_scaling" in config:
+            raise ModelFileError(f"{label}: two kinds of rope scaling at once")
+        llama3 = llama3_scaling(np.array(freqs), head_dim, config["rope_theta"])
+        if llama3 is None:
+            raise ModelFileError(f"{label}: its rope_freqs match no Llama 3 rope scaling")
+        if llama3:
+            config["rope_scaling"] = llama3
     return config
 
 
@@ -115,6 +123,8 @@ def map_weights(contents: GGUFContents, config: dict[str, Any]) -> tuple[
     weights: dict[str, Any] = {}
     bits: dict[str, int | None] = {}
     for name, source in contents.arrays.items():
+        if name == ROPE_FREQS:  # in config.json as rope_scaling (see llama_config)
+            continue
         array = source
         base, _, suffix = name.rpartition(".")
         target = module_name(base, n_layers) if suffix in _SUFFIXES else None

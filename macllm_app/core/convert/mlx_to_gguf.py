@@ -23,6 +23,7 @@ from macllm_app.core.convert.gguf_vocab import (
     vocab_metadata,
 )
 from macllm_app.core.convert.progress import Progress, monotonic
+from macllm_app.core.convert.rope import llama3_rope_factors
 from macllm_app.core.convert.staging import check_dest_file, staged_file
 from macllm_app.core.errors import Cancelled, ModelFileError, UserError
 
@@ -47,17 +48,18 @@ def _read_config(folder: Path) -> dict[str, Any]:
     return dict(config)
 
 
-def _rope_scaling(config: dict[str, Any]) -> float | None:
-    """Linear rope scaling factor, None without scaling; ValueError for other kinds."""
+def _rope_scaling(config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """("linear" or "llama3", the scaling), None without scaling; ValueError for kinds
+    GGUF llama cannot hold."""
     scaling = config.get("rope_scaling")
     if not scaling:
         return None
-    kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else None
+    kind = scaling.get("type", scaling.get("rope_type")) if isinstance(scaling, dict) else None
     if kind == "default":
         return None
-    if kind != "linear" or not isinstance(scaling.get("factor"), (int, float)):
+    if kind not in ("linear", "llama3") or not isinstance(scaling.get("factor"), (int, float)):
         raise ValueError(f"its rope scaling ({kind!r}) has no GGUF llama equivalent here")
-    return float(scaling["factor"])
+    return kind, scaling
 
 
 def _config_reason(config: dict[str, Any]) -> str | None:
@@ -119,11 +121,23 @@ def _model_metadata(config: dict[str, Any], name: str) -> dict[str, Any]:
     meta.pop("general.quantization_version", None)
     meta["general.name"] = name
     meta["general.file_type"] = mx.array(_GGUF_F16, dtype=mx.uint32)
-    factor = _rope_scaling(config)
-    if factor is not None:
+    rope = _rope_scaling(config)
+    if rope is not None and rope[0] == "linear":
         meta["llama.rope.scaling.type"] = "linear"
-        meta["llama.rope.scaling.factor"] = mx.array(factor, dtype=mx.float32)
+        meta["llama.rope.scaling.factor"] = mx.array(float(rope[1]["factor"]), dtype=mx.float32)
     return meta
+
+
+def _extra_tensors(config: dict[str, Any]) -> dict[str, Any]:
+    """Llama 3 rope scaling travels as llama.cpp's `rope_freqs.weight` tensor."""
+    import mlx.core as mx
+
+    rope = _rope_scaling(config)
+    if rope is None or rope[0] != "llama3":
+        return {}
+    head_dim = config["hidden_size"] // config["num_attention_heads"]
+    factors = llama3_rope_factors(head_dim, float(config.get("rope_theta", 10000.0)), rope[1])
+    return {"rope_freqs.weight": mx.array(factors)}
 
 
 def _eos_ids(config: dict[str, Any]) -> list[int]:
@@ -183,6 +197,7 @@ def export_mlx_to_gguf(src_folder: Path, dest_file: Path, progress: Progress | N
         tensors[translate_weight_names(name)] = w
         report(0.05 + 0.75 * (i + 1) / len(weights), f"Converting {name}")
     weights.clear()
+    tensors.update(_extra_tensors(config))
     report(0.8, f"Writing {dest.name}")
     with staged_file(dest, suffix=".partial.gguf") as tmp:
         mx.save_gguf(str(tmp), tensors, meta)
