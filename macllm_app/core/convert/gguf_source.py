@@ -84,7 +84,10 @@ def _load_with_gguf(header: GGUFHeader, progress: Progress,
     from gguf import GGUFReader
 
     label = header.path.name
-    reader = GGUFReader(header.path)
+    try:
+        reader = GGUFReader(header.path)
+    except (ValueError, OSError) as exc:
+        raise ModelFileError(f"{label}: cannot read the tensors ({exc})") from None
     meta = {name: f.contents() for name, f in reader.fields.items()
             if not name.startswith("GGUF.")}
     contents = GGUFContents(header, meta)

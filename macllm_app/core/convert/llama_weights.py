@@ -76,8 +76,10 @@ def llama_config(contents: GGUFContents) -> dict[str, Any]:
         raise ModelFileError(f"{label}: different key and value head sizes are not supported")
     if meta.get("llama.rope.dimension_count", head_dim) != head_dim:
         raise ModelFileError(f"{label}: partial rotary embeddings are not supported")
-    tokens = meta.get("tokenizer.ggml.tokens") or ()
-    vocab = _int(meta, "llama.vocab_size", label, len(tokens) or None)
+    embedding = contents.arrays.get("token_embd.weight")
+    if embedding is None or embedding.ndim != 2:
+        raise ModelFileError(f"{label}: no token_embd.weight matrix")
+    vocab = int(embedding.shape[0])  # the model's vocabulary, whatever llama.vocab_size says
     config: dict[str, Any] = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
