@@ -124,3 +124,18 @@ def test_safetensors_headers(tmp_path: Path) -> None:
     _refused(folder, "header claims 1000 bytes")
     st.write_bytes(struct.pack("<Q", 4) + b"\xff\xfe{}")
     _refused(folder, "not valid JSON")
+
+
+def test_weights_saved_without_metadata_are_accepted(tmp_path: Path) -> None:
+    """`mx.save_safetensors` without metadata writes `"__metadata__": null`."""
+    import mlx.core as mx
+
+    folder = make_mlx_folder(tmp_path / "m", quantized=False)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    mx.save_safetensors(str(folder / "model.safetensors"),
+                        {"model.embed_tokens.weight": mx.zeros((32, 64), dtype=mx.float16)})
+    raw = (folder / "model.safetensors").read_bytes()
+    assert b'"__metadata__":null' in raw.replace(b" ", b"")
+    meta = inspect_model(folder)
+    assert meta.n_params == 32 * 64

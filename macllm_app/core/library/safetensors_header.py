@@ -54,7 +54,7 @@ def read_safetensors_header(path: Path) -> tuple[list[SafeTensor], dict[str, str
     if not isinstance(header, dict):
         raise fail("header is not a JSON object")
     data_size = size - 8 - n
-    meta = header.pop("__metadata__", {})
+    meta = header.pop("__metadata__", None) or {}  # mx.save_safetensors writes null
     if not isinstance(meta, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise fail("__metadata__ must map strings to strings")
