@@ -37,8 +37,7 @@ def main() -> int:
 
     from mlx_lm import load, stream_generate
 
-    folder = Path(args.model) if args.model else ensure_mlx_copy(
-        default_model_path(), lambda f, m: print(f"  converting: {f:4.0%} {m}", end="\r"))
+    folder = Path(args.model) if args.model else ensure_mlx_copy(default_model_path())
     model, tokenizer = load(str(folder))
     host = EngineHost()
     host.load(LoadConfig(model_path=str(folder), engine="mlx", n_ctx=2048))
