@@ -99,7 +99,7 @@ def main() -> int:
     parser.add_argument("--llama-bench", type=Path, default=None, help="prebuilt binary")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ngl", type=int, default=0, help="GPU layers (99: all)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--text-prompt", action="store_true",
                         help="send prompts as text (includes tokenization in the TTFT)")
