@@ -41,3 +41,17 @@ def test_paused_downloads_are_found_on_disk() -> None:
     (folder / "tiny-Q8_0.gguf.part.json").write_text(json.dumps({"size": 400}))
     assert listing.paused_downloads() == [
         {"repo_id": "acme/Tiny-GGUF", "file": "tiny-Q8_0.gguf", "done": 100, "total": 400}]
+
+
+def test_deleting_an_owned_gguf_also_removes_its_mlx_copy(tmp_path: Path) -> None:
+    from macllm_app.core.library.mlx_copies import existing_mlx_copy, mlx_copy_path
+
+    tiny = TinyGGUF.llama().write(tmp_path / "tiny.gguf")
+    copied = commands.import_model(str(tiny), "copy")
+    copy = mlx_copy_path(Path(copied["path"]))
+    copy.mkdir(parents=True)
+    (copy / "config.json").write_text("{}")  # stands in for a converted folder
+    assert existing_mlx_copy(Path(copied["path"])) == copy
+    listing.delete_owned(copied["path"])
+    assert not copy.exists()
+    assert copy.parent.is_dir()  # other copies stay

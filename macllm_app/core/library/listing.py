@@ -18,6 +18,7 @@ from macllm_app.core.errors import UserError
 from macllm_app.core.hardware.fit import FitEstimate, estimate, shape_of
 from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
 from macllm_app.core.library.metadata import ModelMetadata
+from macllm_app.core.library.mlx_copies import remove_mlx_copy
 
 OWNED_SOURCES = frozenset({"copy", "hub"})
 SOURCE_LABELS = {"copy": "ours", "link": "linked", "hub": "ours (Hub)", "bundled": "bundled",
@@ -100,6 +101,8 @@ def delete_owned(path: str) -> str:
         if target.is_dir():
             shutil.rmtree(target)
         else:
+            if target.is_file():
+                remove_mlx_copy(target)  # the copy made for MLX goes with its source
             target.unlink(missing_ok=True)
     except OSError as exc:
         raise UserError(f"Could not delete {target.name}: {exc.strerror or exc}") from exc
