@@ -268,3 +268,33 @@ def test_cancel_during_a_long_prompt_keeps_what_was_evaluated(default_model: Pat
         assert again.generated_tokens == len(ids) == 4
     finally:
         eng.unload()
+
+
+def test_a_persistent_thread_pool_serves_the_context(engine: LlamaCppEngine,
+                                                      default_model: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in llama-bench: one pool for the context's life, not threads per token;
+    the output is the same as with ggml's per-graph threads."""
+    import psutil
+
+    from macllm_app.core.engines import llamacpp_threadpool
+    from macllm_app.core.engines.llamacpp import LlamaCppEngine
+
+    assert engine._pool is not None
+    request = GenerationRequest(prompt=PROMPT, sampling=SamplingParams.greedy(max_tokens=16),
+                                reuse_cache=False)
+    _, pooled_ids, _ = run(engine, request)
+    threads = psutil.Process().num_threads()
+    run(engine, request)
+    assert psutil.Process().num_threads() == threads
+
+    monkeypatch.setattr(llamacpp_threadpool.ThreadPool, "attach",
+                        classmethod(lambda cls, ctx, n_threads: None))
+    plain = LlamaCppEngine()
+    plain.load(LoadConfig(model_path=str(default_model), n_ctx=2048, n_threads=2),
+               lambda f, m: None)
+    try:
+        assert plain._pool is None
+        assert run(plain, request)[1] == pooled_ids
+    finally:
+        plain.unload()

@@ -31,6 +31,7 @@ from macllm_app.core.engines.llamacpp_native import (
     tokenize,
 )
 from macllm_app.core.engines.llamacpp_pieces import END_OF_GENERATION, StreamText, TokenPieces
+from macllm_app.core.engines.llamacpp_threadpool import ThreadPool
 from macllm_app.core.engines.prompt_tokens import common_prefix, request_tokens
 from macllm_app.core.engines.stop_strings import StopMatcher
 from macllm_app.core.engines.types import (
@@ -72,6 +73,7 @@ class LlamaCppEngine:
         self._one_token = (lc.llama_token * 1)()
         self._one_batch = lc.llama_batch_get_one(self._one_token, 1)
         self._progress_handle: Any = None
+        self._pool: ThreadPool | None = None
 
     # -- lifetime ---------------------------------------------------------
     def load(self, config: LoadConfig, progress: ProgressCallback) -> ModelInfo:
@@ -114,6 +116,7 @@ class LlamaCppEngine:
         if not self._ctx:
             reason = native_log.first_error("not enough memory?")
             raise EngineError(f"llama.cpp could not create a context for {path.name}: {reason}.")
+        self._pool = ThreadPool.attach(self._ctx, threads)
         self._memory = lc.llama_get_memory(self._ctx)
         self._n_ctx = lc.llama_n_ctx(self._ctx)
         self._n_batch = lc.llama_n_batch(self._ctx)
@@ -165,6 +168,9 @@ class LlamaCppEngine:
         return self._progress_handle
 
     def unload(self) -> None:
+        if self._pool is not None:
+            self._pool.free(self._ctx)
+            self._pool = None
         if self._ctx:
             lc.llama_free(self._ctx)
         if self._model:
