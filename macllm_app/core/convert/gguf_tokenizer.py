@@ -119,8 +119,13 @@ def build_tokenizer(meta: Meta, label: str) -> Any:
         if not sep:
             raise ModelFileError(f"{label}: malformed merge {m!r}")
         merges.append((left, right))
-    bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
-                     ignore_merges=pre in IGNORE_MERGES)
+    try:
+        bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
+                         ignore_merges=pre in IGNORE_MERGES)
+    except Exception as exc:  # the tokenizers package raises a bare Exception
+        reason = " ".join(str(exc).split())
+        raise ModelFileError(f"{label}: the tokenizer merges do not match its vocabulary "
+                             f"({reason})") from None
     tok = Tokenizer(bpe)
     tok.pre_tokenizer = _pre_tokenizer(pre)
     tok.decoder = decoders.ByteLevel()
