@@ -238,3 +238,26 @@ def test_broken_weights_are_a_clear_error(tmp_path: Path) -> None:
     (folder / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 3}))
     with pytest.raises(EngineError, match=r"^MLX could not load broken: "):
         MLXEngine().load(LoadConfig(model_path=str(folder), engine="mlx"), lambda f, m: None)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("hidden_size", 0), ("num_attention_heads", 0), ("num_key_value_heads", -1),
+    ("vocab_size", -1), ("num_hidden_layers", 2**40), ("intermediate_size", "x"),
+    ("rms_norm_eps", 0), ("rope_theta", "x"),
+])
+def test_hostile_config_values_are_a_one_line_load_error(tmp_path: Path, key: str,
+                                                         value: object) -> None:
+    from macllm_app.core.engines.mlx_engine import MLXEngine
+
+    folder = make_tiny_mlx_model(tmp_path / "hostile-config")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, key: value}))
+    engine = MLXEngine()
+    with pytest.raises(EngineError, match=r"^MLX could not load hostile-config: ") as info:
+        engine.load(LoadConfig(model_path=str(folder), engine="mlx"), lambda f, m: None)
+    assert "\n" not in str(info.value)
+    (folder / "config.json").write_text(json.dumps(config))
+    engine.load(LoadConfig(model_path=str(folder), engine="mlx", n_ctx=256), lambda f, m: None)
+    _, ids, _ = run(engine, GenerationRequest(prompt="Hi",
+                                              sampling=SamplingParams.greedy(max_tokens=2)))
+    assert len(ids) == 2

@@ -88,8 +88,9 @@ class MLXEngine:
         try:
             loaded = mlx_load(str(folder), tokenizer_config={"trust_remote_code": False})
             model, tokenizer = loaded[0], loaded[1]
+            mx.eval(model(mx.array([[0]], dtype=mx.int32)))  # a bad config fails here, not mid-chat
         except Exception as exc:  # mlx-lm raises many kinds on a bad folder
-            raise EngineError(f"MLX could not load {folder.name}: {_one_line(exc)}.") from exc
+            raise EngineError(f"MLX could not load {folder.name}: {_one_line(exc)}.") from None
         progress(0.9, "Preparing the chat template")
         bos = tokenizer.bos_token or ""
         template = ChatTemplate(getattr(tokenizer, "chat_template", None), bos,
