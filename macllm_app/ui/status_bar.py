@@ -9,6 +9,7 @@ from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
 from macllm_app.core.engines.types import ModelInfo
+from macllm_app.core.library.mlx_copies import PROGRESS_PREFIX as MLX_COPY_PROGRESS
 
 UNDO_TIMEOUT_MS = 10_000
 PRESSURE_TEXT = {"normal": "Memory: normal", "warning": "Memory: under pressure",
@@ -30,6 +31,7 @@ class StatusBar(QStatusBar):
         self.device_label = _label("statusDevice")
         self.speed_label = _label("statusSpeed")
         self.memory_label = _label("statusMemory", PRESSURE_TEXT["unknown"])
+        self._loading_name = ""
         self.progress = QProgressBar()
         self.progress.setObjectName("loadProgress")
         self.progress.setRange(0, 1000)
@@ -54,6 +56,7 @@ class StatusBar(QStatusBar):
             self.addPermanentWidget(widget)
 
     def set_loading(self, name: str, engine: str = "") -> None:
+        self._loading_name = name
         self.model_label.setText(f"Loading {name}…")
         self.engine_label.setText(engine)
         self.device_label.clear()
@@ -65,7 +68,9 @@ class StatusBar(QStatusBar):
     def set_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
         if message:
-            self.progress.setToolTip(message)  # e.g. converting a GGUF model for MLX
+            self.progress.setToolTip(message)
+        if message.startswith(MLX_COPY_PROGRESS):  # the first run of a GGUF model on MLX
+            self.model_label.setText(f"Loading {self._loading_name}… making its MLX copy")
 
     def set_model(self, info: ModelInfo | None, note: str = "No model loaded") -> None:
         self.progress.hide()

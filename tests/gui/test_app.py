@@ -194,3 +194,18 @@ def test_a_registered_pane_gets_a_sidebar_button(qtbot: Any, make_window: Any,
     assert window.settings.ui.sidebar_pane == "extra"
     window.show_pane("chat")
     assert window.stack.currentWidget() is window.chat
+
+
+def test_status_bar_says_when_a_load_makes_an_mlx_copy(qtbot: Any) -> None:
+    from macllm_app.core.library.mlx_copies import PROGRESS_PREFIX
+    from macllm_app.ui.status_bar import StatusBar
+
+    bar = StatusBar()
+    qtbot.addWidget(bar)
+    bar.set_loading("SmolLM2.gguf", "mlx")
+    bar.set_progress(0.1, "Loading weights")
+    assert bar.model_label.text() == "Loading SmolLM2.gguf…"
+    bar.set_progress(0.3, f"{PROGRESS_PREFIX}: Reading tensors")
+    assert bar.model_label.text() == "Loading SmolLM2.gguf… making its MLX copy"
+    assert bar.progress.value() == 300
+    assert bar.progress.toolTip().endswith("Reading tensors")

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QStandardItemModel
 
 from macllm_app.core.chat.store import ChatStore
+from macllm_app.core.library.mlx_copies import PROGRESS_PREFIX
 from tests.gui.conftest import send_and_wait, wait_loaded
 from tests.gui.helpers import STATS, seed_conversation
 
@@ -187,6 +188,8 @@ def test_run_on_the_other_engine_then_switch_engines_per_chat(qtbot: Any,
     assert button.text() == "Run on MLX" and button.isEnabled()
 
     # Compare: the same message answered on MLX (converted on first use), beside the first.
+    load_messages: list[str] = []
+    window.engine.load_progress.connect(lambda _f, message: load_messages.append(message))
     with qtbot.waitSignal(pane.streaming_changed, timeout=300_000,
                           check_params_cb=lambda streaming: streaming is False):
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -196,6 +199,7 @@ def test_run_on_the_other_engine_then_switch_engines_per_chat(qtbot: Any,
         assert window.status.engine_label.text() == "mlx"
     second = _last_reply(pane)
     assert second.status == "complete", second.error
+    assert any(m.startswith(PROGRESS_PREFIX) for m in load_messages), load_messages
     assert second.stats is not None and second.stats["engine"] == "mlx"
     assert second.stats["compared_with"] == first.id
     assert [m.id for m in pane.store.siblings(second.id)] == [first.id, second.id]

@@ -18,6 +18,7 @@ from pathlib import Path
 from macllm_app.core.paths import models_dir
 
 COPIES_FOLDER = "mlx-copies"
+PROGRESS_PREFIX = "Making the MLX copy"  # starts every progress message of a conversion
 STALE_PARTIAL_S = 3600
 
 Progress = Callable[[float, str], None]
@@ -59,7 +60,7 @@ def ensure_mlx_copy(gguf: Path, progress: Progress | None = None,
     _remove_stale_partials(dest)
     report = progress or (lambda _f, _m: None)
     return convert_gguf_to_mlx(gguf, dest, should_stop=should_stop,
-                               progress=lambda f, m: report(f, f"Making the MLX copy: {m}"))
+                               progress=lambda f, m: report(f, f"{PROGRESS_PREFIX}: {m}"))
 
 
 def _remove_stale_partials(dest: Path) -> None:
