@@ -18,6 +18,7 @@ import llama_cpp.llama_cpp as lc
 
 from macllm_app.core.chat.template import ChatTemplate
 from macllm_app.core.engines.base import ProgressCallback, StopCheck
+from macllm_app.core.engines.counters import GenerationCounters
 from macllm_app.core.engines.llamacpp_native import (
     PENALTY_LAST_N,
     GreedyPicker,
@@ -39,14 +40,12 @@ from macllm_app.core.engines.types import (
     Finished,
     FinishReason,
     GenerationRequest,
-    GenerationStats,
     LoadConfig,
     Message,
     ModelInfo,
     TextDelta,
 )
 from macllm_app.core.errors import EngineError
-from macllm_app.core.hardware.memory import peak_rss_bytes
 
 _DECODE_NO_KV_SLOT = 1
 
@@ -253,10 +252,10 @@ class LlamaCppEngine:
             if params.repeat_penalty != 1.0:
                 for token in tokens[-PENALTY_LAST_N:]:  # the penalty also covers the prompt
                     lc.llama_sampler_accept(sampler, token)
-            prompt_started = time.perf_counter()
+            stats = GenerationCounters(started)
+            stats.prompt_started = time.perf_counter()
             finished = self._evaluate(tokens, cached, should_stop)
-            prompt_s = time.perf_counter() - prompt_started
-            stats = _Counters(started)
+            stats.prompt_done = time.perf_counter()
             if finished:
                 greedy = params.temperature <= 0.0 and params.repeat_penalty == 1.0
                 yield from self._decode_loop(sampler, params.max_tokens, params.stop,
@@ -265,24 +264,12 @@ class LlamaCppEngine:
                 stats.finish = "cancelled"
         finally:
             lc.llama_sampler_free(sampler)
-        evaluated = len(tokens) - cached
-        yield Finished(GenerationStats(
-            prompt_tokens=len(tokens),
-            cached_tokens=cached,
-            generated_tokens=stats.generated,
-            ttft_s=(stats.first - started) if stats.generated else 0.0,
-            prompt_tps=evaluated / prompt_s if prompt_s > 0 else 0.0,
-            decode_tps=stats.decode_tps(),
-            peak_rss_bytes=peak_rss_bytes(),
-            finish_reason=stats.finish,
-            n_ctx=self._n_ctx,
-            dropped_messages=dropped,
-            engine=self.name,
-            model=info.name,
-        ))
+        yield Finished(stats.stats(prompt_tokens=len(tokens), cached_tokens=cached,
+                                   n_ctx=self._n_ctx, dropped=dropped, engine=self.name,
+                                   model=info.name))
 
     def _decode_loop(self, sampler: Any, max_tokens: int, stop: Sequence[str],
-                     should_stop: StopCheck, stats: _Counters,
+                     should_stop: StopCheck, stats: GenerationCounters,
                      greedy: bool, ignore_eos: bool) -> Iterator[TextDelta]:
         """Sample, detokenize and feed back one token at a time (the hot loop)."""
         assert self._pieces is not None
@@ -345,18 +332,3 @@ class LlamaCppEngine:
         if tail:
             yield TextDelta(tail, ())
 
-
-class _Counters:
-    """Timing and counts of one generation, filled in by the hot loop."""
-
-    __slots__ = ("finish", "first", "generated", "last", "started")
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.first = self.last = started
-        self.generated = 0
-        self.finish: FinishReason = "length"
-
-    def decode_tps(self) -> float:
-        span = self.last - self.first
-        return (self.generated - 1) / span if self.generated > 1 and span > 0 else 0.0

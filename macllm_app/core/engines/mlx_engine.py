@@ -18,14 +18,13 @@ from typing import Any, cast
 
 from macllm_app.core.chat.template import ChatTemplate
 from macllm_app.core.engines.base import ProgressCallback, StopCheck
+from macllm_app.core.engines.counters import GenerationCounters
 from macllm_app.core.engines.prompt_tokens import common_prefix, request_tokens
 from macllm_app.core.engines.stop_strings import StopMatcher
 from macllm_app.core.engines.types import (
     Event,
     Finished,
-    FinishReason,
     GenerationRequest,
-    GenerationStats,
     LoadConfig,
     Message,
     ModelInfo,
@@ -34,7 +33,6 @@ from macllm_app.core.engines.types import (
 )
 from macllm_app.core.errors import EngineError
 from macllm_app.core.hardware.fit import estimate, shape_of
-from macllm_app.core.hardware.memory import peak_rss_bytes
 from macllm_app.core.library.mlx_copies import ensure_mlx_copy
 from macllm_app.core.library.mlx_folder import validate_mlx_folder
 from macllm_app.core.platform import current as current_platform
@@ -174,37 +172,24 @@ class MLXEngine:
             mx.random.seed(params.seed & 0xFFFFFFFF)
         mx.reset_peak_memory()
         max_tokens = max(0, min(params.max_tokens, self._n_ctx - len(tokens)))
-        counters = _Counters(started)
+        counters = GenerationCounters(started)
         generated: list[int] = []
         try:
             yield from self._generate(tokens, cached, params, max_tokens, should_stop,
                                       counters, generated)
         finally:
             self._cached = (tokens + generated)[: self._cache_length(len(tokens))]
-        evaluated = len(tokens) - cached
-        prompt_s = counters.prompt_done - counters.prompt_started
-        yield Finished(GenerationStats(
-            prompt_tokens=len(tokens),
-            cached_tokens=cached,
-            generated_tokens=counters.generated,
-            ttft_s=(counters.first - started) if counters.generated else 0.0,
-            prompt_tps=evaluated / prompt_s if prompt_s > 0 else 0.0,
-            decode_tps=counters.decode_tps(),
-            peak_rss_bytes=peak_rss_bytes(),
-            engine_peak_bytes=int(mx.get_peak_memory()),
-            finish_reason=counters.finish,
-            n_ctx=self._n_ctx,
-            dropped_messages=dropped,
-            engine=self.name,
-            model=info.name,
-        ))
+        yield Finished(counters.stats(prompt_tokens=len(tokens), cached_tokens=cached,
+                                      n_ctx=self._n_ctx, dropped=dropped, engine=self.name,
+                                      model=info.name,
+                                      engine_peak_bytes=int(mx.get_peak_memory())))
 
     def _cache_length(self, fallback: int) -> int:
         offset = getattr(self._cache[0], "offset", None) if self._cache else None
         return int(offset) if isinstance(offset, int) else fallback
 
     def _generate(self, tokens: list[int], cached: int, params: SamplingParams,
-                  max_tokens: int, should_stop: StopCheck, counters: _Counters,
+                  max_tokens: int, should_stop: StopCheck, counters: GenerationCounters,
                   generated: list[int]) -> Iterator[TextDelta]:
         if max_tokens == 0:
             counters.prompt_started = counters.prompt_done = time.perf_counter()
@@ -283,19 +268,6 @@ class MLXEngine:
         def with_history(tokens: Any, logits: Any) -> Any:
             return penalty(mx.concatenate([earlier, tokens.astype(mx.int32)]), logits)
         return [with_history]
-
-
-class _Counters:
-    __slots__ = ("finish", "first", "generated", "last", "prompt_done", "prompt_started")
-
-    def __init__(self, started: float) -> None:
-        self.first = self.last = self.prompt_started = self.prompt_done = started
-        self.generated = 0
-        self.finish: FinishReason = "length"
-
-    def decode_tps(self) -> float:
-        span = self.last - self.first
-        return (self.generated - 1) / span if self.generated > 1 and span > 0 else 0.0
 
 
 def _scaled(progress: ProgressCallback, start: float, end: float) -> ProgressCallback:
