@@ -45,3 +45,29 @@ def verdict(name: str, value: float, target: float, higher_is_better: bool) -> s
     ok = value >= target if higher_is_better else value <= target
     sign = ">=" if higher_is_better else "<="
     return f"{name}: {value:.3f} (target {sign} {target}) {'PASS' if ok else 'MISS'}"
+
+
+def alternate(ours: Callable[[], Iterable[int]], theirs: Callable[[], Iterable[int]],
+              runs: int) -> tuple[list[StreamTiming], list[StreamTiming]]:
+    """Warm both streams up, then time them alternately `runs` times each."""
+    time_stream(ours)
+    time_stream(theirs)
+    our_runs: list[StreamTiming] = []
+    raw_runs: list[StreamTiming] = []
+    for _ in range(runs):
+        raw_runs.append(time_stream(theirs))
+        our_runs.append(time_stream(ours))
+    return our_runs, raw_runs
+
+
+def report_overhead(our_runs: list[StreamTiming], raw_runs: list[StreamTiming]) -> None:
+    """Print both sides' median decode speed and TTFT, and the ratios against the
+    targets (decode >= 0.97, TTFT <= 1.10)."""
+    o_dec, r_dec = median(r.decode_tps for r in our_runs), median(r.decode_tps for r in raw_runs)
+    o_ttft, r_ttft = median(r.ttft_s for r in our_runs), median(r.ttft_s for r in raw_runs)
+    print(f"  ours: {o_dec:7.1f} tok/s decode, TTFT {o_ttft * 1000:6.1f} ms, "
+          f"tokens {our_runs[0].tokens}")
+    print(f"  raw : {r_dec:7.1f} tok/s decode, TTFT {r_ttft * 1000:6.1f} ms, "
+          f"tokens {raw_runs[0].tokens}")
+    print(verdict("decode ratio (ours/raw)", o_dec / r_dec, 0.97, higher_is_better=True))
+    print(verdict("TTFT ratio (ours/raw)", o_ttft / r_ttft, 1.10, higher_is_better=False))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import StreamTiming, median, time_stream, verdict
+from common import alternate, report_overhead
 
 from macllm_app.core.default_model import default_model_path
 from macllm_app.core.engines.host import EngineHost
@@ -61,25 +61,12 @@ def main() -> int:
                                        stream=True):
             yield 1
 
-    time_stream(ours)  # warm-up both
-    time_stream(theirs)
-    our_runs: list[StreamTiming] = []
-    raw_runs: list[StreamTiming] = []
-    for _ in range(args.runs):
-        raw_runs.append(time_stream(theirs))
-        our_runs.append(time_stream(ours))
+    our_runs, raw_runs = alternate(ours, theirs, args.runs)
     host.shutdown()
 
-    o_dec, r_dec = median(r.decode_tps for r in our_runs), median(r.decode_tps for r in raw_runs)
-    o_ttft, r_ttft = median(r.ttft_s for r in our_runs), median(r.ttft_s for r in raw_runs)
     print(f"model {Path(model).name}, {args.threads} threads, greedy, {args.tokens} tokens, "
           f"median of {args.runs}")
-    print(f"  ours: {o_dec:7.1f} tok/s decode, TTFT {o_ttft * 1000:6.1f} ms, "
-          f"tokens {our_runs[0].tokens}")
-    print(f"  raw : {r_dec:7.1f} tok/s decode, TTFT {r_ttft * 1000:6.1f} ms, "
-          f"tokens {raw_runs[0].tokens}")
-    print(verdict("decode ratio (ours/raw)", o_dec / r_dec, 0.97, higher_is_better=True))
-    print(verdict("TTFT ratio (ours/raw)", o_ttft / r_ttft, 1.10, higher_is_better=False))
+    report_overhead(our_runs, raw_runs)
     return 0
 
 
