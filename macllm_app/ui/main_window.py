@@ -37,7 +37,7 @@ from macllm_app.core.settings import Settings
 from macllm_app.ui.actions import ActionRegistry
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.panes.chat.pane import ChatPane
-from macllm_app.ui.panes.library.importing import mime_paths
+from macllm_app.ui.panes.library.importing import accept_file_drop
 from macllm_app.ui.panes.library.pane import LibraryPane
 from macllm_app.ui.panes.registry import PANES, AppContext
 from macllm_app.ui.preferences import PreferencesDialog
@@ -240,18 +240,11 @@ class MainWindow(QMainWindow):
             library.import_paths(paths)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if mime_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_file_drop(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
-        paths = mime_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
+        if paths := accept_file_drop(event):
             self.open_files(paths)
-        else:
-            event.ignore()
 
     def _toggle_zoom(self) -> None:
         if self.isMaximized():

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QMimeData, QObject, QUrl, Signal
-from PySide6.QtGui import QFileOpenEvent
+from PySide6.QtGui import QDropEvent, QFileOpenEvent
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from macllm_app.ui.workers import FunctionWorker
@@ -23,6 +23,17 @@ def mime_paths(mime: QMimeData) -> list[str]:
     urls = mime.urls()
     paths = local_paths(urls)
     return paths if len(paths) == len(urls) else []
+
+
+def accept_file_drop(event: QDropEvent) -> list[str]:
+    """Accept a drag or drop of local files (returning their paths); ignore anything else.
+    A QDragEnterEvent is a QDropEvent too."""
+    paths = mime_paths(event.mimeData())
+    if paths:
+        event.acceptProposedAction()
+    else:
+        event.ignore()
+    return paths
 
 
 class FileOpenFilter(QObject):

@@ -30,7 +30,7 @@ from macllm_app.core.platform import current as current_platform
 from macllm_app.ui.panes.library.conversions import ConversionActions
 from macllm_app.ui.panes.library.details import DetailsPanel
 from macllm_app.ui.panes.library.hub_view import HubBrowser
-from macllm_app.ui.panes.library.importing import Importer, mime_paths
+from macllm_app.ui.panes.library.importing import Importer, accept_file_drop
 from macllm_app.ui.panes.library.job_strip import JobStrip
 from macllm_app.ui.panes.library.table_model import ROW_ROLE, SORT_ROLE, LibraryTableModel
 from macllm_app.ui.workers import FunctionWorker
@@ -297,15 +297,8 @@ class LibraryPane(QWidget):
         self.refresh()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if mime_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_file_drop(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
-        paths = mime_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
+        if paths := accept_file_drop(event):
             self.import_paths(paths)
-        else:
-            event.ignore()
