@@ -67,27 +67,26 @@ def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_gguf_to_mlx(args: argparse.Namespace) -> int:
-    from macllm_app.core.convert.gguf_to_mlx import convert_gguf_to_mlx
-
+def _convert(convert: Callable[[Path, Path, _ProgressLine, Callable[[], bool]], Path],
+             args: argparse.Namespace) -> int:
+    """Run a conversion with a progress line on stderr; Ctrl+C cancels it."""
     line = _ProgressLine()
     try:
         with _stop_on_sigint() as should_stop:
-            dest = convert_gguf_to_mlx(Path(args.src), Path(args.output), line, should_stop)
+            dest = convert(Path(args.src), Path(args.output), line, should_stop)
     finally:
         line.end()
     print(dest)
     return 0
+
+
+def run_gguf_to_mlx(args: argparse.Namespace) -> int:
+    from macllm_app.core.convert.gguf_to_mlx import convert_gguf_to_mlx
+
+    return _convert(convert_gguf_to_mlx, args)
 
 
 def run_mlx_to_gguf(args: argparse.Namespace) -> int:
     from macllm_app.core.convert.mlx_to_gguf import export_mlx_to_gguf
 
-    line = _ProgressLine()
-    try:
-        with _stop_on_sigint() as should_stop:
-            dest = export_mlx_to_gguf(Path(args.src), Path(args.output), line, should_stop)
-    finally:
-        line.end()
-    print(dest)
-    return 0
+    return _convert(export_mlx_to_gguf, args)
