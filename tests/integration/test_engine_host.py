@@ -15,7 +15,6 @@ import pytest
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.host_main import FLUSH_TOKENS
 from macllm_app.core.engines.types import (
-    Finished,
     GenerationRequest,
     GenerationStats,
     LoadConfig,
@@ -24,6 +23,7 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineCrashed, EngineError
+from tests.engine_events import collect_events
 
 pytestmark = pytest.mark.llamacpp
 
@@ -37,20 +37,7 @@ def greedy(messages: tuple[Message, ...], max_tokens: int, stop: tuple[str, ...]
 
 
 def collect(host: EngineHost, request: GenerationRequest) -> tuple[str, list[int], GenerationStats]:
-    texts: list[str] = []
-    ids: list[int] = []
-    stats: GenerationStats | None = None
-    for event in host.stream(request):
-        assert stats is None, "nothing may follow Finished"
-        if isinstance(event, TextDelta):
-            assert isinstance(event.text, str)
-            texts.append(event.text)
-            ids.extend(event.token_ids)
-        else:
-            assert isinstance(event, Finished)
-            stats = event.stats
-    assert stats is not None
-    return "".join(texts), ids, stats
+    return collect_events(host.stream(request))
 
 
 @pytest.fixture

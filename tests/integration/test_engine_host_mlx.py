@@ -14,7 +14,6 @@ import pytest
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.host_main import FLUSH_TOKENS
 from macllm_app.core.engines.types import (
-    Finished,
     GenerationRequest,
     GenerationStats,
     LoadConfig,
@@ -23,6 +22,7 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineCrashed, EngineError
+from tests.engine_events import collect_events
 from tests.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = pytest.mark.mlx
@@ -49,16 +49,7 @@ def request(max_tokens: int) -> GenerationRequest:
 
 
 def collect(host: EngineHost, req: GenerationRequest) -> tuple[list[int], GenerationStats]:
-    ids: list[int] = []
-    stats: GenerationStats | None = None
-    for event in host.stream(req):
-        assert stats is None
-        if isinstance(event, TextDelta):
-            ids.extend(event.token_ids)
-        else:
-            assert isinstance(event, Finished)
-            stats = event.stats
-    assert stats is not None
+    _, ids, stats = collect_events(host.stream(req))
     return ids, stats
 
 

@@ -20,6 +20,7 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineError, TemplateError, UserError
+from tests.engine_events import collect_events
 
 if TYPE_CHECKING:
     from macllm_app.core.engines.llamacpp import LlamaCppEngine
@@ -42,19 +43,7 @@ def engine(default_model: Path) -> Iterator[LlamaCppEngine]:
 
 def run(engine: LlamaCppEngine,
         request: GenerationRequest) -> tuple[str, list[int], GenerationStats]:
-    texts: list[str] = []
-    ids: list[int] = []
-    stats = None
-    for event in engine.stream(request, lambda: False):
-        assert stats is None, "nothing may follow Finished"
-        if isinstance(event, TextDelta):
-            texts.append(event.text)
-            ids.extend(event.token_ids)
-        else:
-            assert isinstance(event, Finished)
-            stats = event.stats
-    assert stats is not None
-    return "".join(texts), ids, stats
+    return collect_events(engine.stream(request, lambda: False))
 
 
 def test_load_reports_model_info(default_model: Path) -> None:

@@ -17,7 +17,6 @@ import pytest
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.host_main import FLUSH_TOKENS
 from macllm_app.core.engines.types import (
-    Finished,
     GenerationRequest,
     GenerationStats,
     LoadConfig,
@@ -26,6 +25,7 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineCrashed
+from tests.engine_events import collect_events
 
 pytestmark = [pytest.mark.mlx, pytest.mark.slow]
 
@@ -46,20 +46,9 @@ def greedy(messages: tuple[Message, ...], max_tokens: int,
                              sampling=SamplingParams.greedy(max_tokens=max_tokens))
 
 
-def collect(host: EngineHost, request: GenerationRequest) -> tuple[str, list[int],
-                                                                  GenerationStats]:
-    texts: list[str] = []
-    ids: list[int] = []
-    stats: GenerationStats | None = None
-    for event in host.stream(request):
-        if isinstance(event, TextDelta):
-            texts.append(event.text)
-            ids.extend(event.token_ids)
-        else:
-            assert isinstance(event, Finished)
-            stats = event.stats
-    assert stats is not None
-    return "".join(texts), ids, stats
+def collect(host: EngineHost,
+            request: GenerationRequest) -> tuple[str, list[int], GenerationStats]:
+    return collect_events(host.stream(request))
 
 
 def test_stream_answers_with_sane_stats(mlx_host: EngineHost) -> None:

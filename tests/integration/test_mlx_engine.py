@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from macllm_app.core.engines.types import (
-    Finished,
     GenerationRequest,
     GenerationStats,
     LoadConfig,
@@ -19,6 +18,7 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineError, ModelFileError, TemplateError
+from tests.engine_events import collect_events
 from tests.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = pytest.mark.mlx
@@ -43,16 +43,7 @@ def engine(tiny_model: Path) -> Iterator[object]:
 
 def run(engine: object, request: GenerationRequest,
         should_stop: object = lambda: False) -> tuple[str, list[int], GenerationStats]:
-    texts: list[str] = []
-    ids: list[int] = []
-    events = list(engine.stream(request, should_stop))  # type: ignore[attr-defined]
-    assert isinstance(events[-1], Finished)
-    assert all(isinstance(e, TextDelta) for e in events[:-1])
-    for event in events[:-1]:
-        assert isinstance(event, TextDelta)
-        texts.append(event.text)
-        ids.extend(event.token_ids)
-    return "".join(texts), ids, events[-1].stats
+    return collect_events(engine.stream(request, should_stop))  # type: ignore[attr-defined]
 
 
 def greedy(messages: tuple[Message, ...], max_tokens: int, **changes: object) -> GenerationRequest:

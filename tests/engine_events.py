@@ -1,0 +1,26 @@
+"""Collecting an engine's event stream (in-process or through the host) in tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from macllm_app.core.engines.types import Event, Finished, GenerationStats, TextDelta
+
+
+def collect_events(events: Iterable[Event]) -> tuple[str, list[int], GenerationStats]:
+    """The text, token ids and stats of a stream, checking its shape: text deltas,
+    then exactly one Finished, then nothing."""
+    texts: list[str] = []
+    ids: list[int] = []
+    stats: GenerationStats | None = None
+    for event in events:
+        assert stats is None, "nothing may follow Finished"
+        if isinstance(event, TextDelta):
+            assert isinstance(event.text, str)
+            texts.append(event.text)
+            ids.extend(event.token_ids)
+        else:
+            assert isinstance(event, Finished)
+            stats = event.stats
+    assert stats is not None
+    return "".join(texts), ids, stats
