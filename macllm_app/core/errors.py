@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def one_line(text: object, fallback: str = "unknown error") -> str:
+    """A message (often an exception) with its whitespace and line breaks collapsed."""
+    return " ".join(str(text).split()) or fallback
+
+
 class UserError(Exception):
     """A known, user-caused problem: shown as one line, never as a traceback."""
 

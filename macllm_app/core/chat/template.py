@@ -17,7 +17,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from macllm_app.core.engines.types import Message
-from macllm_app.core.errors import TemplateError
+from macllm_app.core.errors import TemplateError, one_line
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -39,10 +39,6 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split()) or "unknown error"
-
-
 class ChatTemplate:
     """A compiled chat template. Construction fails with `TemplateError` on bad syntax."""
 
@@ -61,11 +57,11 @@ class ChatTemplate:
         except TemplateSyntaxError as exc:
             raise TemplateError(
                 f"The model's chat template has a syntax error (line {exc.lineno}): "
-                f"{_one_line(exc.message)}"
+                f"{one_line(exc.message)}"
             ) from None
         except Exception as exc:
             raise TemplateError(
-                f"The model's chat template failed to load: {_one_line(exc)}"
+                f"The model's chat template failed to load: {one_line(exc)}"
             ) from None
 
     def render(self, messages: Sequence[Message], add_generation_prompt: bool = True,
@@ -81,13 +77,13 @@ class ChatTemplate:
                 **extra,
             )
         except SecurityError as exc:
-            raise TemplateError(f"The model's chat template is unsafe: {_one_line(exc)}") from None
+            raise TemplateError(f"The model's chat template is unsafe: {one_line(exc)}") from None
         except _TemplateRaised as exc:
             raise TemplateError(
-                f"The model's chat template rejected the conversation: {_one_line(exc)}"
+                f"The model's chat template rejected the conversation: {one_line(exc)}"
             ) from None
         except Exception as exc:
             raise TemplateError(
                 f"The model's chat template failed to render: "
-                f"{type(exc).__name__}: {_one_line(exc)}"
+                f"{type(exc).__name__}: {one_line(exc)}"
             ) from None

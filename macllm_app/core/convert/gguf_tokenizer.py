@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from macllm_app.core.errors import ModelFileError
+from macllm_app.core.errors import ModelFileError, one_line
 
 # llama.cpp's token types (enum llama_token_type).
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED = 1, 2, 3, 4
@@ -123,9 +123,8 @@ def build_tokenizer(meta: Meta, label: str) -> Any:
         bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
                          ignore_merges=pre in IGNORE_MERGES)
     except Exception as exc:  # the tokenizers package raises a bare Exception
-        reason = " ".join(str(exc).split())
         raise ModelFileError(f"{label}: the tokenizer merges do not match its vocabulary "
-                             f"({reason})") from None
+                             f"({one_line(exc)})") from None
     tok = Tokenizer(bpe)
     tok.pre_tokenizer = _pre_tokenizer(pre)
     tok.decoder = decoders.ByteLevel()

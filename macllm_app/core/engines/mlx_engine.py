@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from macllm_app.core.chat.template import ChatTemplate
+from macllm_app.core.convert.progress import span
 from macllm_app.core.engines.base import ProgressCallback, StopCheck
 from macllm_app.core.engines.counters import GenerationCounters
 from macllm_app.core.engines.prompt_tokens import common_prefix, request_tokens
@@ -31,7 +32,7 @@ from macllm_app.core.engines.types import (
     SamplingParams,
     TextDelta,
 )
-from macllm_app.core.errors import EngineError
+from macllm_app.core.errors import EngineError, one_line
 from macllm_app.core.hardware.fit import estimate, shape_of
 from macllm_app.core.library.mlx_copies import ensure_mlx_copy
 from macllm_app.core.library.mlx_folder import validate_mlx_folder
@@ -80,7 +81,7 @@ class MLXEngine:
         self.unload()
         folder = source
         if source.is_file():  # a GGUF file: run its MLX copy, made on first use
-            folder = ensure_mlx_copy(source, _scaled(progress, 0.0, 0.8))
+            folder = ensure_mlx_copy(source, span(progress, 0.0, 0.8))
         meta = validate_mlx_folder(folder)  # before mlx-lm reads anything
         progress(0.8 if folder is not source else 0.0, f"Loading {source.name}")
         try:
@@ -88,7 +89,8 @@ class MLXEngine:
             model, tokenizer = loaded[0], loaded[1]
             mx.eval(model(mx.array([[0]], dtype=mx.int32)))  # a bad config fails here, not mid-chat
         except Exception as exc:  # mlx-lm raises many kinds on a bad folder
-            raise EngineError(f"MLX could not load {folder.name}: {_one_line(exc)}.") from None
+            reason = one_line(exc, type(exc).__name__)
+            raise EngineError(f"MLX could not load {folder.name}: {reason}.") from None
         progress(0.9, "Preparing the chat template")
         bos = tokenizer.bos_token or ""
         template = ChatTemplate(getattr(tokenizer, "chat_template", None), bos,
@@ -268,14 +270,4 @@ class MLXEngine:
         def with_history(tokens: Any, logits: Any) -> Any:
             return penalty(mx.concatenate([earlier, tokens.astype(mx.int32)]), logits)
         return [with_history]
-
-
-def _scaled(progress: ProgressCallback, start: float, end: float) -> ProgressCallback:
-    def report(fraction: float, message: str) -> None:
-        progress(start + (end - start) * fraction, message)
-    return report
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
