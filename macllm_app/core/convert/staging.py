@@ -30,6 +30,12 @@ def check_dest_file(dest: Path) -> None:
         raise UserError(f"The folder {dest.parent} does not exist.")
 
 
+def staging_leftovers(dest: Path) -> set[Path]:
+    """What `staged_folder`/`staged_file` have beside `dest` now: a conversion in
+    progress, or what a killed one left behind."""
+    return set(dest.parent.glob(f".{dest.name}.*"))
+
+
 @contextlib.contextmanager
 def staged_folder(dest: Path) -> Iterator[Path]:
     """Yield a fresh folder beside `dest`; on success rename it to `dest`, on any

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from macllm_app.core import paths
+from macllm_app.core.convert.staging import staging_leftovers
 from macllm_app.core.engines.select import installed_engines
 from macllm_app.core.errors import ModelFileError, UserError
 from macllm_app.core.library.catalogue import Catalogue, Source
@@ -110,11 +111,10 @@ def partial_cleanup(dest: Path) -> Callable[[], None]:
     Made before the job starts: anything named like `dest`'s staging that
     already existed is left alone.
     """
-    pattern = f".{dest.name}.*"
-    before = set(dest.parent.glob(pattern))
+    before = staging_leftovers(dest)
 
     def cleanup() -> None:
-        for path in set(dest.parent.glob(pattern)) - before:
+        for path in staging_leftovers(dest) - before:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:

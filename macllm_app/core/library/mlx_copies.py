@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from macllm_app.core.convert.staging import staging_leftovers
 from macllm_app.core.paths import models_dir
 
 COPIES_FOLDER = "mlx-copies"
@@ -66,7 +67,7 @@ def ensure_mlx_copy(gguf: Path, progress: Progress | None = None,
 def _remove_stale_partials(dest: Path) -> None:
     """Staging folders of conversions that were killed (a live one is younger)."""
     cutoff = time.time() - STALE_PARTIAL_S
-    for partial in dest.parent.glob(f".{dest.name}.*.partial"):
+    for partial in staging_leftovers(dest):
         with contextlib.suppress(OSError):
             if partial.stat().st_mtime < cutoff:
                 shutil.rmtree(partial)
