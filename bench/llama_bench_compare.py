@@ -13,9 +13,11 @@ decode run starts from a one-token prompt, because llama-bench's tg128 starts fr
 an empty context (each token of depth makes attention, and so decode, slower: 20
 tokens of depth cost llama-bench itself about 2.5 %).
 
-This machine's speed drifts by more than the margin being measured, so every round
-runs llama-bench and then our host, and the verdict is the median of the rounds'
-ratios; the ratio of the overall medians and the rounds' spread are printed too.
+This machine's speed drifts by more than the margin being measured, so each round
+times each side twice, A-B-B-A (one llama-bench run with its own warm-up, `-r 1`,
+against one run of ours), which cancels a steady drift within the round; the
+verdict is the median of the rounds' ratios, printed with their spread and the
+ratio of the overall medians.
 """
 
 from __future__ import annotations
@@ -81,14 +83,13 @@ def build_llama_bench(jobs: int) -> Path:
 
 
 def run_llama_bench(binary: Path, model: str, threads: int, ngl: int, n_prompt: int,
-                    n_gen: int, reps: int) -> tuple[float, float]:
+                    n_gen: int) -> float:
+    """tok/s of one llama-bench test (after its own warm-up run): pp if n_gen is 0,
+    else tg."""
     out = subprocess.run([str(binary), "-m", model, "-t", str(threads), "-ngl", str(ngl),
-                          "-p", str(n_prompt), "-n", str(n_gen), "-r", str(reps), "-o", "json"],
+                          "-p", str(n_prompt), "-n", str(n_gen), "-r", "1", "-o", "json"],
                          capture_output=True, text=True, check=True).stdout
-    results = json.loads(out)
-    pp = next(r["avg_ts"] for r in results if r["n_prompt"] > 0 and r["n_gen"] == 0)
-    tg = next(r["avg_ts"] for r in results if r["n_gen"] > 0 and r["n_prompt"] == 0)
-    return float(pp), float(tg)
+    return float(json.loads(out)[0]["avg_ts"])
 
 
 def prompt_of(host: EngineHost, n_tokens: int) -> str:
@@ -107,9 +108,7 @@ def main() -> int:
     parser.add_argument("--llama-bench", type=Path, default=None, help="prebuilt binary")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ngl", type=int, default=0, help="GPU layers (99: all)")
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--reps", type=int, default=3,
-                        help="runs of each side per round (llama-bench -r)")
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--text-prompt", action="store_true",
                         help="send prompts as text (includes tokenization in the TTFT)")
@@ -159,35 +158,45 @@ def main() -> int:
 
     decode_run()
     prefill_run()
-    ours_tg, ours_pp, ref_tg, ref_pp = [], [], [], []
+
+    def ref_tg() -> float:
+        return run_llama_bench(binary, model, args.threads, args.ngl, 0, 128)
+
+    def ref_pp() -> float:
+        return run_llama_bench(binary, model, args.threads, args.ngl, 512, 0)
+
+    sides: dict[str, tuple[list[float], list[float]]] = {"decode": ([], []),
+                                                          "prefill": ([], [])}
     for round_no in range(1, args.rounds + 1):
-        pp, tg = run_llama_bench(binary, model, args.threads, args.ngl, 512, 128, args.reps)
-        ref_pp.append(pp)
-        ref_tg.append(tg)
-        ours_tg.append(statistics.median(decode_run() for _ in range(args.reps)))
-        ours_pp.append(statistics.median(prefill_run() for _ in range(args.reps)))
-        print(f"  round {round_no}: tg128 {ours_tg[-1]:7.1f} / {tg:7.1f} = "
-              f"{ours_tg[-1] / tg:.3f}   pp512 {ours_pp[-1]:7.1f} / {pp:7.1f} = "
-              f"{ours_pp[-1] / pp:.3f}", flush=True)
+        line = f"  round {round_no:2d}:"
+        for name, ours, theirs in (("decode", decode_run, ref_tg),
+                                   ("prefill", prefill_run, ref_pp)):
+            # A-B-B-A: a steady drift of the machine's speed cancels out
+            if round_no % 2:
+                r1, o1, o2, r2 = theirs(), ours(), ours(), theirs()
+            else:
+                o1, r1, r2, o2 = ours(), theirs(), theirs(), ours()
+            o, r = (o1 + o2) / 2, (r1 + r2) / 2
+            sides[name][0].append(o)
+            sides[name][1].append(r)
+            line += f"   {name} {o:8.1f} / {r:8.1f} = {o / r:.3f}"
+        print(line, flush=True)
     host.shutdown()
 
     print(f"model {Path(model).name} on {info.device}, {args.threads} threads, ngl {args.ngl}, "
           f"prompts as {'text' if args.text_prompt else 'token ids'}, {args.rounds} rounds "
-          f"of {args.reps} runs a side")
-    print(f"  llama-bench: tg128 {statistics.median(ref_tg):8.1f} tok/s   "
-          f"pp512 {statistics.median(ref_pp):8.1f} tok/s")
-    print(f"  our host   : tg128 {statistics.median(ours_tg):8.1f} tok/s   "
-          f"pp{n_prompt} {statistics.median(ours_pp):8.1f} tok/s "
-          f"(from outside; the engine's own prompt timer: "
-          f"{statistics.median(engine_prompt_tps):.1f} tok/s)")
+          f"(decode: tg128 from an empty context; prefill: pp{n_prompt})")
+    print(f"  the engine's own prompt timer: {statistics.median(engine_prompt_tps):.1f} tok/s")
     target = 0.90 if args.ngl else 0.95
-    for name, ours, ref, goal in (("decode", ours_tg, ref_tg, target),
-                                  ("prefill", ours_pp, ref_pp, 0.95)):
-        ratios = sorted(o / r for o, r in zip(ours, ref, strict=True))
-        print(f"  {name} ratio per round: {ratios[0]:.3f} .. {ratios[-1]:.3f}; "
-              f"ratio of the medians {statistics.median(ours) / statistics.median(ref):.3f}")
+    for name, (our_tps, ref_tps) in sides.items():
+        ratios = sorted(o / r for o, r in zip(our_tps, ref_tps, strict=True))
+        o_med, r_med = statistics.median(our_tps), statistics.median(ref_tps)
+        print(f"  {name}: ours {o_med:8.1f} tok/s, llama-bench {r_med:8.1f} tok/s; "
+              f"ratio per round {ratios[0]:.3f} .. {ratios[-1]:.3f}, "
+              f"ratio of the medians {o_med / r_med:.3f}")
         print(verdict(f"{name} ratio (ours/llama-bench, median of rounds)",
-                      statistics.median(ratios), goal, higher_is_better=True))
+                      statistics.median(ratios), target if name == "decode" else 0.95,
+                      higher_is_better=True))
     return 0
 
 
