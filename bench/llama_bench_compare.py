@@ -13,11 +13,14 @@ decode run starts from a one-token prompt, because llama-bench's tg128 starts fr
 an empty context (each token of depth makes attention, and so decode, slower: 20
 tokens of depth cost llama-bench itself about 2.5 %).
 
-This machine's speed drifts by more than the margin being measured, so each round
-times each side twice, A-B-B-A (one llama-bench run with its own warm-up, `-r 1`,
-against one run of ours), which cancels a steady drift within the round; the
-verdict is the median of the rounds' ratios, printed with their spread and the
-ratio of the overall medians.
+Each round runs llama-bench (`-r 3`, after its own warm-up) and our host (one
+untimed run, then 3 timed runs, of each kind) one after the other, in an order
+that alternates from round to round, and takes each side's median run. (One
+llama-bench run, `-r 1`, is not enough: its first timed run is often slower than
+the rest, on an H100 18.5 ms against a median of 8.6 ms for pp512.) The dev
+machine's speed drifts by more than the margin being measured, so the verdict is
+the median of the rounds' ratios, printed with their spread and the ratio of the
+overall medians.
 """
 
 from __future__ import annotations
@@ -83,13 +86,15 @@ def build_llama_bench(jobs: int) -> Path:
 
 
 def run_llama_bench(binary: Path, model: str, threads: int, ngl: int, n_prompt: int,
-                    n_gen: int) -> float:
-    """tok/s of one llama-bench test (after its own warm-up run): pp if n_gen is 0,
-    else tg."""
+                    n_gen: int, reps: int) -> tuple[float, float]:
+    """Median tok/s of llama-bench's runs (after its own warm-up): (pp, tg)."""
     out = subprocess.run([str(binary), "-m", model, "-t", str(threads), "-ngl", str(ngl),
-                          "-p", str(n_prompt), "-n", str(n_gen), "-r", "1", "-o", "json"],
+                          "-p", str(n_prompt), "-n", str(n_gen), "-r", str(reps), "-o", "json"],
                          capture_output=True, text=True, check=True).stdout
-    return float(json.loads(out)[0]["avg_ts"])
+    results = json.loads(out)
+    pp = next(r["samples_ts"] for r in results if r["n_prompt"] > 0 and r["n_gen"] == 0)
+    tg = next(r["samples_ts"] for r in results if r["n_gen"] > 0 and r["n_prompt"] == 0)
+    return float(statistics.median(pp)), float(statistics.median(tg))
 
 
 def prompt_of(host: EngineHost, n_tokens: int) -> str:
@@ -109,6 +114,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ngl", type=int, default=0, help="GPU layers (99: all)")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=3,
+                        help="runs of each side per round (llama-bench -r); medians")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--text-prompt", action="store_true",
                         help="send prompts as text (includes tokenization in the TTFT)")
@@ -159,24 +166,26 @@ def main() -> int:
     decode_run()
     prefill_run()
 
-    def ref_tg() -> float:
-        return run_llama_bench(binary, model, args.threads, args.ngl, 0, 128)
-
-    def ref_pp() -> float:
-        return run_llama_bench(binary, model, args.threads, args.ngl, 512, 0)
-
     sides: dict[str, tuple[list[float], list[float]]] = {"decode": ([], []),
                                                           "prefill": ([], [])}
+
+    def run_ours() -> tuple[float, float]:
+        # one untimed run of each kind first, as llama-bench warms up before its runs
+        prefill_run()
+        pp = statistics.median(prefill_run() for _ in range(args.reps))
+        decode_run()
+        return pp, statistics.median(decode_run() for _ in range(args.reps))
+
+    def run_theirs() -> tuple[float, float]:
+        return run_llama_bench(binary, model, args.threads, args.ngl, 512, 128, args.reps)
+
     for round_no in range(1, args.rounds + 1):
+        if round_no % 2:  # the order alternates, so neither side always runs first
+            (r_pp, r_tg), (o_pp, o_tg) = run_theirs(), run_ours()
+        else:
+            (o_pp, o_tg), (r_pp, r_tg) = run_ours(), run_theirs()
         line = f"  round {round_no:2d}:"
-        for name, ours, theirs in (("decode", decode_run, ref_tg),
-                                   ("prefill", prefill_run, ref_pp)):
-            # A-B-B-A: a steady drift of the machine's speed cancels out
-            if round_no % 2:
-                r1, o1, o2, r2 = theirs(), ours(), ours(), theirs()
-            else:
-                o1, r1, r2, o2 = ours(), theirs(), theirs(), ours()
-            o, r = (o1 + o2) / 2, (r1 + r2) / 2
+        for name, o, r in (("decode", o_tg, r_tg), ("prefill", o_pp, r_pp)):
             sides[name][0].append(o)
             sides[name][1].append(r)
             line += f"   {name} {o:8.1f} / {r:8.1f} = {o / r:.3f}"

@@ -42,6 +42,12 @@ compare() {
     --llama-bench "$src/build/bin/llama-bench" "$@" 2>&1 | grep -v "^llama\|^load\|^ggml" \
     | tee -a "$OUT/log"
 }
+if [[ -n "${PROBE:-}" ]]; then  # where a prefill's time goes (prefill_probe.py)
+  for ngl in 99 0; do
+    python3 bench/gpu/prefill_probe.py /tmp/q41.gguf 8 $ngl "$src/build/bin/llama-bench" 2>&1 \
+      | grep -v "^llama\|^load\|^ggml" | tee -a "$OUT/log"
+  done
+fi
 log "GPU: all layers on the GPU, 8 threads"
 compare --ngl 99 --threads 8 --rounds "${GPU_ROUNDS:-6}"
 if (( SECONDS - started < ${CPU_IF_UNDER_S:-450} )); then
