@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from macllm_app.core.engines.stop_strings import StopMatcher
+from macllm_app.core.engines.stop_strings import StopMatcher, finish_stream
 
 
 def run(stops: list[str], pieces: list[str]) -> tuple[list[str], bool]:
@@ -52,6 +52,19 @@ def test_finish_flushes_or_matches() -> None:
     matcher = StopMatcher(["<end>"])
     assert matcher.feed("x <en") == "x "
     assert matcher.finish("") == ("<en", False)
+
+
+def test_finish_stream_after_the_token_loop() -> None:
+    assert finish_stream(None, "tail") == ("tail", False)
+    matcher = StopMatcher(["<end>"])
+    assert matcher.feed("x <en") == "x "
+    assert finish_stream(matcher, "d>") == ("", True)
+    matcher = StopMatcher(["<end>"])
+    assert matcher.feed("x <end>") == "x "
+    assert finish_stream(matcher, "rest") == ("rest", False)  # already stopped: as it is
+    matcher = StopMatcher(["<end>"])
+    assert matcher.feed("x <en") == "x "
+    assert finish_stream(matcher, "") == ("<en", False)
 
 
 def test_matches_a_whole_text_search_for_random_splits() -> None:

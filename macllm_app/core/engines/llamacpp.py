@@ -34,7 +34,7 @@ from macllm_app.core.engines.llamacpp_native import (
 from macllm_app.core.engines.llamacpp_pieces import END_OF_GENERATION, StreamText, TokenPieces
 from macllm_app.core.engines.llamacpp_threadpool import ThreadPool
 from macllm_app.core.engines.prompt_tokens import common_prefix, request_tokens
-from macllm_app.core.engines.stop_strings import StopMatcher
+from macllm_app.core.engines.stop_strings import StopMatcher, finish_stream
 from macllm_app.core.engines.types import (
     Event,
     Finished,
@@ -324,11 +324,9 @@ class LlamaCppEngine:
                 raise EngineError(f"llama.cpp failed while generating (error {code}).")
             cached.append(token)
         stats.finish = finish
-        tail = stream_text.close()
-        if stops is not None and not stops.stopped:
-            tail, matched = stops.finish(tail)
-            if matched:
-                stats.finish = "stop"
+        tail, matched = finish_stream(stops, stream_text.close())
+        if matched:
+            stats.finish = "stop"
         if tail:
             yield TextDelta(tail, ())
 

@@ -21,7 +21,7 @@ from macllm_app.core.convert.progress import span
 from macllm_app.core.engines.base import ProgressCallback, StopCheck
 from macllm_app.core.engines.counters import GenerationCounters
 from macllm_app.core.engines.prompt_tokens import common_prefix, request_tokens
-from macllm_app.core.engines.stop_strings import StopMatcher
+from macllm_app.core.engines.stop_strings import StopMatcher, finish_stream
 from macllm_app.core.engines.types import (
     Event,
     Finished,
@@ -243,11 +243,9 @@ class MLXEngine:
         finally:
             steps.close()
         detokenizer.finalize()
-        tail = detokenizer.last_segment
-        if stops is not None and not stops.stopped:
-            tail, matched = stops.finish(tail)
-            if matched:
-                counters.finish = "stop"
+        tail, matched = finish_stream(stops, detokenizer.last_segment)
+        if matched:
+            counters.finish = "stop"
         if tail:
             yield TextDelta(tail, ())
 

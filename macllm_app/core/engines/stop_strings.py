@@ -62,3 +62,12 @@ class StopMatcher:
             if any(stop.startswith(tail) for stop in self._stops):
                 return size
         return 0
+
+
+def finish_stream(stops: StopMatcher | None, tail: str) -> tuple[str, bool]:
+    """An engine's last text once its token loop ends: (text to emit, whether it
+    completed a stop string). Without stop strings, or once one has matched, the
+    tail stands as it is."""
+    if stops is None or stops.stopped:
+        return tail, False
+    return stops.finish(tail)
