@@ -1,4 +1,4 @@
-"""Seeding the chat store directly, for GUI tests that need no engine."""
+"""Chat store helpers for GUI tests: seeding it directly, per-chat settings, replies."""
 
 from __future__ import annotations
 
@@ -22,3 +22,20 @@ def seed_conversation(store: Any, turns: list[tuple[str, str]], title: str | Non
     if title:
         store.rename_conversation(conversation.id, title)
     return int(conversation.id)
+
+
+def set_max_tokens(pane: Any, max_tokens: int) -> None:
+    """Conversations keep their own sampling; change this one's reply length (and show it)."""
+    if pane.conversation_id is None:
+        pane.new_conversation()
+    settings = pane.store.get_conversation(pane.conversation_id).settings
+    pane.store.update_conversation(pane.conversation_id,
+                                   settings={**settings, "max_tokens": max_tokens})
+    pane.settings_panel.show_conversation(pane.store.get_conversation(pane.conversation_id))
+
+
+def last_reply(pane: Any) -> Any:
+    """The open conversation's last message, which must be a reply."""
+    path = pane.store.active_path(pane.conversation_id)
+    assert path and path[-1].role == "assistant"
+    return path[-1]

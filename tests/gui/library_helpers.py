@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 
@@ -22,6 +22,15 @@ def refresh(qtbot: Any, pane: Any) -> None:
 
 def rows_by_path(pane: Any) -> dict[str, dict[str, Any]]:
     return {r["path"]: r for r in pane.model.rows()}
+
+
+def cells(pane: Any, path: str) -> list[str]:
+    """The table's cells, as shown, of the model at `path`."""
+    proxy = pane.proxy
+    for r in range(proxy.rowCount()):
+        if proxy.index(r, 0).data(Qt.ItemDataRole.ToolTipRole) == path:
+            return [proxy.index(r, c).data() for c in range(proxy.columnCount())]
+    raise AssertionError(f"{path} is not in the table")
 
 
 def click_box_button(qtbot: Any, parent: QWidget, name: str, text: str) -> None:

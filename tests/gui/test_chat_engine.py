@@ -8,23 +8,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.gui.conftest import send_and_wait, wait_loaded
+from tests.gui.helpers import last_reply, set_max_tokens
 
 pytestmark = [pytest.mark.gui, pytest.mark.llamacpp, pytest.mark.slow]
-
-
-def _set_max_tokens(pane: Any, max_tokens: int) -> None:
-    """Conversations keep their own sampling; change this one's reply length."""
-    if pane.conversation_id is None:
-        pane.new_conversation()
-    settings = pane.store.get_conversation(pane.conversation_id).settings
-    pane.store.update_conversation(pane.conversation_id,
-                                   settings={**settings, "max_tokens": max_tokens})
-
-
-def _last_reply(pane: Any) -> Any:
-    path = pane.store.active_path(pane.conversation_id)
-    assert path and path[-1].role == "assistant"
-    return path[-1]
 
 
 def test_send_streams_reply_into_view_and_store(qtbot: Any, window: Any) -> None:
@@ -36,7 +22,7 @@ def test_send_streams_reply_into_view_and_store(qtbot: Any, window: Any) -> None
     pane.token_received.connect(tokens.append)
     send_and_wait(qtbot, pane, "Say hello.")
     assert tokens, "no token was streamed"
-    reply = _last_reply(pane)
+    reply = last_reply(pane)
     assert reply.status == "complete"
     assert reply.content.strip()
     assert reply.content == "".join(tokens)
@@ -54,14 +40,14 @@ def test_send_streams_reply_into_view_and_store(qtbot: Any, window: Any) -> None
 
 def test_stop_mid_stream_stores_cancelled_reply(qtbot: Any, window: Any) -> None:
     pane = window.chat
-    _set_max_tokens(pane, 400)
+    set_max_tokens(pane, 400)
     wait_loaded(qtbot, window)
     with qtbot.waitSignal(pane.token_received, timeout=60_000):
         pane.send("Write a very long story about a dragon who learns to cook.")
     assert window.action_registry["chat.stop"].isEnabled()
     with qtbot.waitSignal(pane.streaming_changed, timeout=30_000):
         qtbot.keyClick(pane.composer.edit, Qt.Key.Key_Escape)
-    reply = _last_reply(pane)
+    reply = last_reply(pane)
     assert reply.status == "cancelled"
     assert pane.view.message_widgets()[-1].footer.text().startswith("CANCELLED")
     assert window.engine.is_ready(), "a cooperative stop keeps the model loaded"
@@ -70,18 +56,18 @@ def test_stop_mid_stream_stores_cancelled_reply(qtbot: Any, window: Any) -> None
 def test_regenerate_adds_sibling_and_switcher(qtbot: Any, window: Any) -> None:
     pane = window.chat
     send_and_wait(qtbot, pane, "Name a colour.")
-    first = _last_reply(pane)
+    first = last_reply(pane)
     with qtbot.waitSignal(pane.streaming_changed, timeout=180_000,
                           check_params_cb=lambda streaming: streaming is False):
         window.action_registry["chat.regenerate"].trigger()
-    second = _last_reply(pane)
+    second = last_reply(pane)
     assert second.id != first.id
     assert [m.id for m in pane.store.siblings(second.id)] == [first.id, second.id]
     widget = pane.view.message_widgets()[-1]
     assert widget.branch_label is not None and widget.branch_label.text() == "2/2"
     qtbot.mouseClick(widget.findChild(type(widget.copy_button), "branchPrevious"),
                      Qt.MouseButton.LeftButton)
-    assert _last_reply(pane).id == first.id
+    assert last_reply(pane).id == first.id
     assert pane.view.message_widgets()[-1].branch_label.text() == "1/2"
 
 
@@ -114,7 +100,7 @@ def test_edit_and_resend_keeps_old_branch(qtbot: Any, window: Any) -> None:
 
 def test_killed_host_reports_crash_keeps_chat_and_recovers(qtbot: Any, window: Any) -> None:
     pane = window.chat
-    _set_max_tokens(pane, 400)
+    set_max_tokens(pane, 400)
     wait_loaded(qtbot, window)
     first_pid = window.engine.host.pid
     with qtbot.waitSignal(pane.token_received, timeout=60_000):
@@ -123,15 +109,15 @@ def test_killed_host_reports_crash_keeps_chat_and_recovers(qtbot: Any, window: A
         window.engine.host.kill()
     assert pane.view.notice.isVisible()
     assert pane.view.notice.text().startswith("The engine stopped unexpectedly (")
-    reply = _last_reply(pane)
+    reply = last_reply(pane)
     assert reply.status == "interrupted"
     assert "stopped unexpectedly" in (reply.error or "")
     assert window.status.model_label.text() == "Engine stopped"
 
-    _set_max_tokens(pane, 8)
+    set_max_tokens(pane, 8)
     send_and_wait(qtbot, pane, "Say hi.")
     assert window.engine.host.pid != first_pid
-    assert _last_reply(pane).status == "complete"
+    assert last_reply(pane).status == "complete"
     assert not pane.view.notice.isVisible()
     assert len(pane.store.active_path(pane.conversation_id)) == 4
 
@@ -141,7 +127,7 @@ def test_switching_chats_while_streaming_keeps_the_live_reply(qtbot: Any, window
     other = pane.new_conversation()
     pane.store.add_message(other, "user", "An older chat")
     streaming = pane.new_conversation()
-    _set_max_tokens(pane, 400)
+    set_max_tokens(pane, 400)
     wait_loaded(qtbot, window)
     with qtbot.waitSignal(pane.token_received, timeout=60_000):
         pane.send("Write a very long poem about the sea.")
@@ -157,7 +143,7 @@ def test_switching_chats_while_streaming_keeps_the_live_reply(qtbot: Any, window
     qtbot.waitUntil(lambda: bool(pane.view.streamed_text()), timeout=30_000)
     with qtbot.waitSignal(pane.streaming_changed, timeout=30_000):
         pane.stop()
-    assert _last_reply(pane).status == "cancelled"
+    assert last_reply(pane).status == "cancelled"
     assert len(pane.view.message_widgets()) == 2
 
 

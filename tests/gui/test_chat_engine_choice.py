@@ -17,7 +17,7 @@ from PySide6.QtGui import QStandardItemModel
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.library.mlx_copies import PROGRESS_PREFIX
 from tests.gui.conftest import send_and_wait, wait_loaded
-from tests.gui.helpers import STATS, seed_conversation
+from tests.gui.helpers import STATS, last_reply, seed_conversation, set_max_tokens
 
 pytestmark = pytest.mark.gui
 
@@ -26,21 +26,6 @@ pytestmark = pytest.mark.gui
 def store() -> Any:
     with ChatStore() as chat_store:
         yield chat_store
-
-
-def _set_max_tokens(pane: Any, max_tokens: int) -> None:
-    if pane.conversation_id is None:
-        pane.new_conversation()
-    settings = pane.store.get_conversation(pane.conversation_id).settings
-    pane.store.update_conversation(pane.conversation_id,
-                                   settings={**settings, "max_tokens": max_tokens})
-    pane.settings_panel.show_conversation(pane.store.get_conversation(pane.conversation_id))
-
-
-def _last_reply(pane: Any) -> Any:
-    path = pane.store.active_path(pane.conversation_id)
-    assert path and path[-1].role == "assistant"
-    return path[-1]
 
 
 def _engine_items(pane: Any) -> dict[str, tuple[str, bool, str]]:
@@ -117,7 +102,7 @@ def test_comparison_table_shows_both_replies(qtbot: Any, make_window: Any,
     assert widget.branch_label is not None and widget.branch_label.text() == "2/2"
     link = table.findChild(type(widget.footer), "compareEarlier")
     link.linkActivated.emit("earlier")
-    assert _last_reply(pane).id == first.id
+    assert last_reply(pane).id == first.id
     assert pane.view.message_widgets()[-1].comparison is None
 
 
@@ -154,9 +139,9 @@ def test_an_mlx_folder_runs_on_mlx_only(qtbot: Any, make_window: Any,
     with qtbot.waitSignal(window.engine.loaded, timeout=60_000):
         window.load_model(str(folder))
     assert window.status.engine_label.text() == "mlx"
-    _set_max_tokens(pane, 4)
+    set_max_tokens(pane, 4)
     send_and_wait(qtbot, pane, "Hi")
-    reply = _last_reply(pane)
+    reply = last_reply(pane)
     assert reply.stats is not None and reply.stats["engine"] == "mlx"
     assert "mlx" in pane.view.message_widgets()[-1].footer.text()
     _wait_engines_known(qtbot, pane)
@@ -175,11 +160,11 @@ def test_an_mlx_folder_runs_on_mlx_only(qtbot: Any, make_window: Any,
 def test_run_on_the_other_engine_then_switch_engines_per_chat(qtbot: Any,
                                                              window: Any) -> None:
     pane = window.chat
-    _set_max_tokens(pane, 3)
+    set_max_tokens(pane, 3)
     wait_loaded(qtbot, window)
     assert window.status.engine_label.text() == "llama.cpp"
     send_and_wait(qtbot, pane, "Hi.")
-    first = _last_reply(pane)
+    first = last_reply(pane)
     assert first.stats is not None and first.stats["engine"] == "llama.cpp"
     action = window.action_registry["chat.compare_engines"]
     qtbot.waitUntil(action.isEnabled, timeout=10_000)
@@ -197,7 +182,7 @@ def test_run_on_the_other_engine_then_switch_engines_per_chat(qtbot: Any,
         assert pane.view.streaming.footer.text() == "loading the model on MLX…"
         assert window.status.model_label.text().startswith("Loading ")
         assert window.status.engine_label.text() == "mlx"
-    second = _last_reply(pane)
+    second = last_reply(pane)
     assert second.status == "complete", second.error
     assert any(m.startswith(PROGRESS_PREFIX) for m in load_messages), load_messages
     assert second.stats is not None and second.stats["engine"] == "mlx"
@@ -218,11 +203,11 @@ def test_run_on_the_other_engine_then_switch_engines_per_chat(qtbot: Any,
     _choose_engine(qtbot, pane, "mlx")
     send_and_wait(qtbot, pane, "Again.")
     assert window.engine.host.pid == mlx_pid
-    assert _last_reply(pane).stats["engine"] == "mlx"
+    assert last_reply(pane).stats["engine"] == "mlx"
 
     # Back to Automatic: the model is loaded again on llama.cpp, in a fresh host.
     _choose_engine(qtbot, pane, None)
     send_and_wait(qtbot, pane, "Once more.")
     assert window.engine.host.pid != mlx_pid
-    assert _last_reply(pane).stats["engine"] == "llama.cpp"
+    assert last_reply(pane).stats["engine"] == "llama.cpp"
     assert window.status.engine_label.text() == "llama.cpp"

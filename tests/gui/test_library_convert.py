@@ -12,19 +12,11 @@ from PySide6.QtCore import Qt
 from macllm_app.core.engines.select import installed_engines
 from macllm_app.core.library.formats import inspect_model
 from macllm_app.core.library.mlx_folder import validate_mlx_folder
-from tests.gui.library_helpers import click_box_button, open_library, rows_by_path
+from tests.gui.library_helpers import cells, click_box_button, open_library, rows_by_path
 from tests.library.gguf_writer import TinyGGUF
 
 pytestmark = [pytest.mark.gui,
               pytest.mark.skipif("mlx" not in installed_engines(), reason="needs MLX")]
-
-
-def _cells(pane: Any, path: str) -> list[str]:
-    proxy = pane.proxy
-    for r in range(proxy.rowCount()):
-        if proxy.index(r, 0).data(Qt.ItemDataRole.ToolTipRole) == path:
-            return [proxy.index(r, c).data() for c in range(proxy.columnCount())]
-    raise AssertionError(f"{path} is not in the table")
 
 
 def _choose(qtbot: Any, pane: Any, path: Path | str) -> Any:
@@ -51,7 +43,7 @@ def test_convert_the_default_model_through_the_pane(
         qtbot: Any, make_window: Any, default_model: Path, macllm_home: Path) -> None:
     window = make_window(load=False)
     pane = open_library(qtbot, window)
-    assert _cells(pane, str(default_model))[2] == "llama.cpp, MLX"
+    assert cells(pane, str(default_model))[2] == "llama.cpp, MLX"
     actions = _choose(qtbot, pane, default_model)
     assert pane.details.labels["engines"].text() == "llama.cpp, MLX"
     assert actions.mlx_copy.text().startswith("MLX copy: Made on first use on MLX")

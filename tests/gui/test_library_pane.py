@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tests.gui.library_helpers import (
     answer_next_modal,
+    cells,
     click_box_button,
     open_library,
     refresh,
@@ -20,14 +21,6 @@ from tests.gui.library_helpers import (
 from tests.library.gguf_writer import TinyGGUF
 
 pytestmark = pytest.mark.gui
-
-
-def _cells(pane: Any, path: str) -> list[str]:
-    proxy = pane.proxy
-    for r in range(proxy.rowCount()):
-        if proxy.index(r, 0).data(Qt.ItemDataRole.ToolTipRole) == path:
-            return [proxy.index(r, c).data() for c in range(proxy.columnCount())]
-    raise AssertionError(f"{path} is not in the table")
 
 
 @pytest.fixture
@@ -52,10 +45,10 @@ def test_table_lists_the_default_and_an_imported_model(
     from macllm_app.core.engines.select import installed_engines
 
     engines = "llama.cpp, MLX" if "mlx" in installed_engines() else "llama.cpp"
-    assert _cells(pane, str(default_model)) == [
+    assert cells(pane, str(default_model)) == [
         "SmolLM2-135M-Instruct (Q4_1)", "GGUF", engines, "93.8 MB", "Q4_1", "8,192",
         "Fits", "bundled"]
-    name, fmt, engines, _size, quant, ctx, fit, source = _cells(pane, str(tiny))
+    name, fmt, engines, _size, quant, ctx, fit, source = cells(pane, str(tiny))
     assert (name, fmt, quant, ctx, source) == ("Tiny Library Model", "GGUF", "Q8_0", "2,048",
                                                "linked")
     assert "llama.cpp" in engines and fit in {"Fits", "Tight", "Won't fit"}
