@@ -7,6 +7,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+# prose for prompts of a chosen length
+FILLER = "The quick brown fox jumps over the lazy dog near the quiet river bank. "
+
 
 @dataclass(frozen=True)
 class StreamTiming:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import time_stream, verdict
+from common import FILLER, time_stream, verdict
 
 from macllm_app.core.default_model import default_model_path
 from macllm_app.core.engines.host import EngineHost
@@ -54,7 +54,6 @@ from macllm_app.core.engines.types import (
 
 CACHE = Path(os.environ.get("MACLLM_BENCH_CACHE", Path.home() / ".cache" / "macllm-bench"))
 DECODE_PROMPT = "Count"  # one token: decode starts at depth 0, as llama-bench's tg does
-FILLER = "The quick brown fox jumps over the lazy dog near the quiet river bank. "
 
 
 def build_llama_bench(jobs: int) -> Path:

@@ -15,27 +15,43 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llama_cpp.llama_cpp as lc
+from common import FILLER, time_stream
 
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.llamacpp import LlamaCppEngine
 from macllm_app.core.engines.llamacpp_native import native_log, tokenize
 from macllm_app.core.engines.llamacpp_threadpool import ThreadPool
-from macllm_app.core.engines.types import GenerationRequest, LoadConfig, SamplingParams
+from macllm_app.core.engines.types import (
+    Event,
+    GenerationRequest,
+    LoadConfig,
+    SamplingParams,
+    TextDelta,
+)
 
-FILLER = "The quick brown fox jumps over the lazy dog near the quiet river bank. "
 RUNS = 10
 
 
 def median_ms(run: Callable[[], float]) -> str:
     run()
     return f"{statistics.median(run() for _ in range(RUNS)) * 1000:8.2f} ms"
+
+
+def first_piece_s(events: Callable[[], Iterable[Event]]) -> Callable[[], float]:
+    """A run that times a stream from the call to its first text (its TTFT)."""
+    def run() -> float:
+        return time_stream(
+            lambda: (1 for event in events() if isinstance(event, TextDelta))).ttft_s
+
+    return run
 
 
 def raw_prefill(ctx: Any, memory: Any, tokens: list[int]) -> Callable[[], float]:
@@ -90,15 +106,6 @@ def main() -> None:
     request = GenerationRequest(prompt_tokens=tuple(tokens), reuse_cache=False,
                                 sampling=SamplingParams.greedy(max_tokens=1))
 
-    def in_process() -> float:
-        t0 = time.perf_counter()
-        events = engine.stream(request, lambda: False)
-        next(events)
-        elapsed = time.perf_counter() - t0
-        for _ in events:
-            pass
-        return elapsed
-
     logged = [0]
     original = native_log._on_log
 
@@ -108,22 +115,14 @@ def main() -> None:
 
     native_log._callback = lc.llama_log_callback(counting)
     native_log.install()
+    in_process = first_piece_s(lambda: engine.stream(request, lambda: False))
     print(f"  engine in-process TTFT:           {median_ms(in_process)}"
           f"   ({logged[0] / (RUNS + 1):.1f} log messages a prefill)")
     engine.unload()
 
     host = EngineHost()
     host.load(config)
-
-    def hosted() -> float:
-        t0 = time.perf_counter()
-        events = host.stream(request)
-        next(events)
-        elapsed = time.perf_counter() - t0
-        for _ in events:
-            pass
-        return elapsed
-
+    hosted = first_piece_s(lambda: host.stream(request))
     print(f"  engine host TTFT:                 {median_ms(hosted)}")
     host.shutdown()
 

@@ -9,15 +9,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llama_cpp.llama_cpp as lc
+from common import FILLER
 
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.llamacpp import LlamaCppEngine
 from macllm_app.core.engines.llamacpp_native import tokenize
 from macllm_app.core.engines.types import GenerationRequest, LoadConfig, SamplingParams, TextDelta
-
-FILLER = "The quick brown fox jumps over the lazy dog near the quiet river bank. "
 
 
 def ms(values: list[float]) -> str:
