@@ -1,10 +1,28 @@
-"""Collecting an engine's event stream (in-process or through the host) in tests."""
+"""Greedy requests for engine tests, and collecting an engine's event stream
+(in-process or through the host)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
 
-from macllm_app.core.engines.types import Event, Finished, GenerationStats, TextDelta
+from macllm_app.core.engines.types import (
+    Event,
+    Finished,
+    GenerationRequest,
+    GenerationStats,
+    Message,
+    SamplingParams,
+    TextDelta,
+)
+
+
+def greedy_request(messages: tuple[Message, ...], max_tokens: int, reuse_cache: bool = True,
+                   **sampling_changes: Any) -> GenerationRequest:
+    """A chat request with greedy sampling; `sampling_changes` (e.g. stop=...) on top."""
+    sampling = replace(SamplingParams.greedy(max_tokens=max_tokens), **sampling_changes)
+    return GenerationRequest(messages=messages, sampling=sampling, reuse_cache=reuse_cache)
 
 
 def collect_events(events: Iterable[Event]) -> tuple[str, list[int], GenerationStats]:

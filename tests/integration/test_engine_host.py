@@ -7,7 +7,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,11 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineCrashed, EngineError
-from tests.engine_events import collect_events
+from tests.engine_events import collect_events, greedy_request
 
 pytestmark = pytest.mark.llamacpp
 
 STORY = (Message("user", "Write a long story about a dragon who learns to bake bread."),)
-
-
-def greedy(messages: tuple[Message, ...], max_tokens: int, stop: tuple[str, ...] = (),
-           reuse_cache: bool = True) -> GenerationRequest:
-    sampling = replace(SamplingParams.greedy(max_tokens=max_tokens), stop=stop)
-    return GenerationRequest(messages=messages, sampling=sampling, reuse_cache=reuse_cache)
 
 
 def collect(host: EngineHost, request: GenerationRequest) -> tuple[str, list[int], GenerationStats]:
@@ -49,7 +42,7 @@ def fresh_host(default_model: Path) -> Iterator[EngineHost]:
 
 
 def test_stream_is_deterministic_with_sane_stats(llama_host: EngineHost) -> None:
-    request = greedy(STORY, 24, reuse_cache=False)
+    request = greedy_request(STORY, 24, reuse_cache=False)
     text1, ids1, stats1 = collect(llama_host, request)
     text2, ids2, stats2 = collect(llama_host, request)
     assert (text1, ids1) == (text2, ids2)
@@ -69,18 +62,18 @@ def test_stream_is_deterministic_with_sane_stats(llama_host: EngineHost) -> None
 
 
 def test_max_tokens_gives_length(llama_host: EngineHost) -> None:
-    _, ids, stats = collect(llama_host, greedy(STORY, 5))
+    _, ids, stats = collect(llama_host, greedy_request(STORY, 5))
     assert stats.finish_reason == "length"
     assert stats.generated_tokens == len(ids) == 5
 
 
 def test_stop_strings_are_honoured(llama_host: EngineHost) -> None:
-    full, _, _ = collect(llama_host, greedy(STORY, 40))
+    full, _, _ = collect(llama_host, greedy_request(STORY, 40))
     words = full.split()
     assert len(words) > 6
     stop = " " + words[5]
     expected = full[: full.index(stop)]
-    text, ids, stats = collect(llama_host, greedy(STORY, 40, stop=(stop, "@@never@@")))
+    text, ids, stats = collect(llama_host, greedy_request(STORY, 40, stop=(stop, "@@never@@")))
     assert stats.finish_reason == "stop"
     assert text == expected
     assert stop not in text
@@ -98,7 +91,7 @@ def test_cancel_from_another_thread_stops_within_a_token(llama_host: EngineHost)
 
     stats = None
     canceller = threading.Thread(target=cancel_soon)
-    for event in llama_host.stream(greedy(STORY, 2000)):
+    for event in llama_host.stream(greedy_request(STORY, 2000)):
         if isinstance(event, TextDelta):
             received += len(event.token_ids)
             if not canceller.is_alive() and not at_cancel:
@@ -113,16 +106,16 @@ def test_cancel_from_another_thread_stops_within_a_token(llama_host: EngineHost)
     # a batch or two of the host's relay (8 tokens each) not yet read by this thread.
     assert received - at_cancel[0] <= 2 * FLUSH_TOKENS + 1
     # The host serves the next request normally.
-    _, _, after = collect(llama_host, greedy(STORY, 3))
+    _, _, after = collect(llama_host, greedy_request(STORY, 3))
     assert after.finish_reason == "length"
 
 
 def test_multi_turn_reuses_the_kv_cache(llama_host: EngineHost) -> None:
     turn1 = (Message("system", "You are a helpful assistant."),
              Message("user", "Name three fruits."))
-    reply, _, stats1 = collect(llama_host, greedy(turn1, 16, reuse_cache=False))
+    reply, _, stats1 = collect(llama_host, greedy_request(turn1, 16, reuse_cache=False))
     turn2 = (*turn1, Message("assistant", reply), Message("user", "And three vegetables?"))
-    _, _, stats2 = collect(llama_host, greedy(turn2, 4))
+    _, _, stats2 = collect(llama_host, greedy_request(turn2, 4))
     assert stats2.cached_tokens >= stats1.prompt_tokens
     evaluated = stats2.prompt_tokens - stats2.cached_tokens
     new_tokens = stats2.prompt_tokens - stats1.prompt_tokens - stats1.generated_tokens
@@ -130,7 +123,7 @@ def test_multi_turn_reuses_the_kv_cache(llama_host: EngineHost) -> None:
     assert evaluated <= new_tokens + 1
     assert evaluated < 30
     # reuse_cache=False evaluates everything again.
-    _, _, stats3 = collect(llama_host, greedy(turn2, 2, reuse_cache=False))
+    _, _, stats3 = collect(llama_host, greedy_request(turn2, 2, reuse_cache=False))
     assert stats3.cached_tokens == 0
 
 
@@ -165,21 +158,21 @@ def test_crash_mid_reply_is_reported_and_a_new_host_works(
     pid = host.pid
     assert pid is not None
     with pytest.raises(EngineCrashed) as info:
-        for event in host.stream(greedy(STORY, 2000)):
+        for event in host.stream(greedy_request(STORY, 2000)):
             if isinstance(event, TextDelta):
                 os.kill(pid, sig)
     assert str(info.value).startswith(f"The engine stopped unexpectedly ({words}")
     assert not host.is_alive()
     host.load(LoadConfig(model_path=str(default_model), n_ctx=1024, n_threads=2))
     assert host.pid != pid
-    _, ids, stats = collect(host, greedy(STORY, 3))
+    _, ids, stats = collect(host, greedy_request(STORY, 3))
     assert stats.generated_tokens == len(ids) == 3
 
 
 def test_unload_then_generate_is_a_clear_error(fresh_host: EngineHost) -> None:
     fresh_host.unload()
     with pytest.raises(EngineError, match=r"^No model is loaded\.$"):
-        collect(fresh_host, greedy(STORY, 3))
+        collect(fresh_host, greedy_request(STORY, 3))
     with pytest.raises(EngineError, match=r"^No model is loaded\.$"):
         fresh_host.count_tokens("hello")
     assert fresh_host.is_alive()
@@ -197,7 +190,7 @@ def test_hostile_template_is_refused_and_the_host_survives(fresh_host: EngineHos
         assert "uid=" not in str(info.value)
         assert fresh_host.is_alive()
     fresh_host.load(LoadConfig(model_path=str(default_model), n_ctx=512, n_threads=2))
-    _, _, stats = collect(fresh_host, greedy(STORY, 3))
+    _, _, stats = collect(fresh_host, greedy_request(STORY, 3))
     assert stats.generated_tokens == 3
 
 

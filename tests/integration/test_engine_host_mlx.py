@@ -18,11 +18,10 @@ from macllm_app.core.engines.types import (
     GenerationStats,
     LoadConfig,
     Message,
-    SamplingParams,
     TextDelta,
 )
 from macllm_app.core.errors import EngineCrashed, EngineError
-from tests.engine_events import collect_events
+from tests.engine_events import collect_events, greedy_request
 from tests.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = pytest.mark.mlx
@@ -44,22 +43,18 @@ def host(tiny_model: Path) -> Iterator[EngineHost]:
     engine_host.shutdown()
 
 
-def request(max_tokens: int) -> GenerationRequest:
-    return GenerationRequest(messages=STORY, sampling=SamplingParams.greedy(max_tokens=max_tokens))
-
-
 def collect(host: EngineHost, req: GenerationRequest) -> tuple[list[int], GenerationStats]:
     _, ids, stats = collect_events(host.stream(req))
     return ids, stats
 
 
 def test_stream_through_the_host(host: EngineHost) -> None:
-    ids, stats = collect(host, request(20))
+    ids, stats = collect(host, greedy_request(STORY, 20))
     assert stats.engine == "mlx"
     assert stats.generated_tokens == len(ids) == 20
     assert stats.finish_reason == "length"
     assert host.count_tokens("hello") == 5  # one token per byte
-    again, cached = collect(host, request(20))
+    again, cached = collect(host, greedy_request(STORY, 20))
     assert again == ids
     assert cached.cached_tokens == cached.prompt_tokens - 1
 
@@ -75,7 +70,7 @@ def test_cancel_from_another_thread_stops_within_a_token(host: EngineHost) -> No
 
     canceller = threading.Thread(target=cancel_soon)
     stats = None
-    for event in host.stream(request(1900)):
+    for event in host.stream(greedy_request(STORY, 1900)):
         if isinstance(event, TextDelta):
             received += len(event.token_ids)
             if not canceller.is_alive() and not at_cancel:
@@ -86,7 +81,7 @@ def test_cancel_from_another_thread_stops_within_a_token(host: EngineHost) -> No
     assert stats is not None and stats.finish_reason == "cancelled"
     assert stats.generated_tokens == received < 1900
     assert received - at_cancel[0] <= 2 * FLUSH_TOKENS + 1
-    _, after = collect(host, request(3))
+    _, after = collect(host, greedy_request(STORY, 3))
     assert after.finish_reason == "length"
 
 
@@ -96,20 +91,20 @@ def test_host_killed_mid_reply_is_reported_and_a_new_host_works(host: EngineHost
     assert pid is not None
     crashed = r"^The engine stopped unexpectedly \(killed by SIGKILL"
     with pytest.raises(EngineCrashed, match=crashed):
-        for event in host.stream(request(1900)):
+        for event in host.stream(greedy_request(STORY, 1900)):
             if isinstance(event, TextDelta):
                 os.kill(pid, signal.SIGKILL)
     assert not host.is_alive()
     host.load(LoadConfig(model_path=str(tiny_model), engine="mlx", n_ctx=2048))
     assert host.pid != pid
-    ids, stats = collect(host, request(4))
+    ids, stats = collect(host, greedy_request(STORY, 4))
     assert stats.generated_tokens == len(ids) == 4
 
 
 def test_unload_then_generate_is_a_clear_error(host: EngineHost) -> None:
     host.unload()
     with pytest.raises(EngineError, match=r"^No model is loaded\.$"):
-        collect(host, request(3))
+        collect(host, greedy_request(STORY, 3))
     assert host.is_alive()
 
 

@@ -21,11 +21,10 @@ from macllm_app.core.engines.types import (
     GenerationStats,
     LoadConfig,
     Message,
-    SamplingParams,
     TextDelta,
 )
 from macllm_app.core.errors import EngineCrashed
-from tests.engine_events import collect_events
+from tests.engine_events import collect_events, greedy_request
 
 pytestmark = [pytest.mark.mlx, pytest.mark.slow]
 
@@ -40,19 +39,13 @@ def mlx_host(converted_default_model: Path) -> Iterator[EngineHost]:
     host.shutdown()
 
 
-def greedy(messages: tuple[Message, ...], max_tokens: int,
-           reuse_cache: bool = True) -> GenerationRequest:
-    return GenerationRequest(messages=messages, reuse_cache=reuse_cache,
-                             sampling=SamplingParams.greedy(max_tokens=max_tokens))
-
-
 def collect(host: EngineHost,
             request: GenerationRequest) -> tuple[str, list[int], GenerationStats]:
     return collect_events(host.stream(request))
 
 
 def test_stream_answers_with_sane_stats(mlx_host: EngineHost) -> None:
-    text, ids, stats = collect(mlx_host, greedy(QUESTION, 8, reuse_cache=False))
+    text, ids, stats = collect(mlx_host, greedy_request(QUESTION, 8, reuse_cache=False))
     assert "Paris" in text
     assert stats.engine == "mlx"
     assert stats.generated_tokens == len(ids) > 0
@@ -63,9 +56,9 @@ def test_stream_answers_with_sane_stats(mlx_host: EngineHost) -> None:
 
 
 def test_turn_two_evaluates_only_the_new_tokens(mlx_host: EngineHost) -> None:
-    reply, _, first = collect(mlx_host, greedy(QUESTION, 6, reuse_cache=False))
+    reply, _, first = collect(mlx_host, greedy_request(QUESTION, 6, reuse_cache=False))
     turn2 = (*QUESTION, Message("assistant", reply), Message("user", "And of Spain?"))
-    _, _, second = collect(mlx_host, greedy(turn2, 3))
+    _, _, second = collect(mlx_host, greedy_request(turn2, 3))
     new_tokens = second.prompt_tokens - first.prompt_tokens - first.generated_tokens
     assert second.cached_tokens >= first.prompt_tokens
     assert second.prompt_tokens - second.cached_tokens <= new_tokens + 1
@@ -76,7 +69,7 @@ def test_cancel_stops_within_a_token(mlx_host: EngineHost) -> None:
     received = 0
     at_cancel: list[int] = []
     stats = None
-    for event in mlx_host.stream(greedy((Message("user", "Tell me a long story."),), 200)):
+    for event in mlx_host.stream(greedy_request((Message("user", "Tell me a long story."),), 200)):
         if isinstance(event, TextDelta):
             received += len(event.token_ids)
             if not at_cancel:
@@ -96,12 +89,12 @@ def test_host_killed_mid_reply_then_a_new_host_answers(converted_default_model: 
         pid = host.pid
         assert pid is not None
         with pytest.raises(EngineCrashed, match="killed by SIGKILL"):
-            for event in host.stream(greedy(QUESTION, 50)):
+            for event in host.stream(greedy_request(QUESTION, 50)):
                 if isinstance(event, TextDelta):
                     os.kill(pid, signal.SIGKILL)
         host.load(LoadConfig(model_path=str(converted_default_model), engine="mlx", n_ctx=512))
         assert host.pid != pid
-        _, ids, stats = collect(host, greedy(QUESTION, 2))
+        _, ids, stats = collect(host, greedy_request(QUESTION, 2))
         assert stats.generated_tokens == len(ids) == 2
     finally:
         host.shutdown()
@@ -125,7 +118,7 @@ def test_gguf_on_mlx_is_converted_once_then_reused(default_model: Path) -> None:
         host.load(LoadConfig(model_path=str(default_model), engine="mlx", n_ctx=512),
                   progress=lambda fraction, message: messages.append(message))
         assert not any(m.startswith("Making the MLX copy") for m in messages), messages
-        text, _, _ = collect(host, greedy(QUESTION, 6))
+        text, _, _ = collect(host, greedy_request(QUESTION, 6))
         assert "Paris" in text
     finally:
         host.shutdown()

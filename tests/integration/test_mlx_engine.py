@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineError, ModelFileError, TemplateError
-from tests.engine_events import collect_events
+from tests.engine_events import collect_events, greedy_request
 from tests.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = pytest.mark.mlx
@@ -44,11 +43,6 @@ def engine(tiny_model: Path) -> Iterator[object]:
 def run(engine: object, request: GenerationRequest,
         should_stop: object = lambda: False) -> tuple[str, list[int], GenerationStats]:
     return collect_events(engine.stream(request, should_stop))  # type: ignore[attr-defined]
-
-
-def greedy(messages: tuple[Message, ...], max_tokens: int, **changes: object) -> GenerationRequest:
-    sampling = replace(SamplingParams.greedy(max_tokens=max_tokens), **changes)  # type: ignore[arg-type]
-    return GenerationRequest(messages=messages, sampling=sampling)
 
 
 def raw_greedy_ids(model_dir: Path, messages: tuple[Message, ...], n: int) -> list[int]:
@@ -80,7 +74,7 @@ def test_load_reports_the_model(engine: object, tiny_model: Path) -> None:
 
 
 def test_greedy_stream_matches_plain_mlx_lm(engine: object, tiny_model: Path) -> None:
-    request = replace(greedy(QUESTION, 24), reuse_cache=False)
+    request = greedy_request(QUESTION, 24, reuse_cache=False)
     text, ids, stats = run(engine, request)
     assert ids == raw_greedy_ids(tiny_model, QUESTION, 24)[: len(ids)]
     assert stats.generated_tokens == len(ids)
@@ -98,9 +92,9 @@ def test_greedy_stream_matches_plain_mlx_lm(engine: object, tiny_model: Path) ->
 
 
 def test_multi_turn_evaluates_only_the_new_tokens(engine: object) -> None:
-    reply, _, first = run(engine, replace(greedy(QUESTION, 8), reuse_cache=False))
+    reply, _, first = run(engine, greedy_request(QUESTION, 8, reuse_cache=False))
     turn2 = (*QUESTION, Message("assistant", reply), Message("user", "Again, please."))
-    _, _, second = run(engine, greedy(turn2, 4))
+    _, _, second = run(engine, greedy_request(turn2, 4))
     assert second.cached_tokens >= first.prompt_tokens
     new_tokens = second.prompt_tokens - first.prompt_tokens - first.generated_tokens
     assert second.prompt_tokens - second.cached_tokens <= new_tokens + 1
@@ -108,21 +102,21 @@ def test_multi_turn_evaluates_only_the_new_tokens(engine: object) -> None:
 
 def test_edit_trims_the_cache_to_the_common_prefix(engine: object) -> None:
     original = (*QUESTION, Message("assistant", "ok"), Message("user", "Tell me a long story."))
-    run(engine, greedy(original, 4))
+    run(engine, greedy_request(original, 4))
     edited = (*QUESTION, Message("assistant", "ok"), Message("user", "Tell me a short joke."))
-    _, ids_cached, stats = run(engine, greedy(edited, 6))
+    _, ids_cached, stats = run(engine, greedy_request(edited, 6))
     tokens = engine._cached  # type: ignore[attr-defined]
     assert 0 < stats.cached_tokens < stats.prompt_tokens - 1
     assert len(tokens) >= stats.prompt_tokens
     # The trimmed cache gives the same tokens as a fresh evaluation.
-    _, ids_fresh, fresh = run(engine, replace(greedy(edited, 6), reuse_cache=False))
+    _, ids_fresh, fresh = run(engine, greedy_request(edited, 6, reuse_cache=False))
     assert fresh.cached_tokens == 0
     assert ids_cached == ids_fresh
 
 
 def test_regenerate_reuses_all_but_the_last_prompt_token(engine: object) -> None:
-    run(engine, greedy(QUESTION, 5))
-    _, _, again = run(engine, greedy(QUESTION, 5))
+    run(engine, greedy_request(QUESTION, 5))
+    _, _, again = run(engine, greedy_request(QUESTION, 5))
     assert again.cached_tokens == again.prompt_tokens - 1
 
 
@@ -137,7 +131,7 @@ def test_should_stop_is_checked_once_per_token(engine: object) -> None:
         return seen >= 5
 
     stats = None
-    request = replace(greedy(QUESTION, 50), reuse_cache=False)
+    request = greedy_request(QUESTION, 50, reuse_cache=False)
     for event in engine.stream(request, should_stop):  # type: ignore[attr-defined]
         if isinstance(event, TextDelta):
             seen += len(event.token_ids)
@@ -150,18 +144,18 @@ def test_should_stop_is_checked_once_per_token(engine: object) -> None:
 
 
 def test_cancel_before_the_prompt_is_evaluated(engine: object) -> None:
-    _, ids, stats = run(engine, replace(greedy(QUESTION, 5), reuse_cache=False), lambda: True)
+    _, ids, stats = run(engine, greedy_request(QUESTION, 5, reuse_cache=False), lambda: True)
     assert stats.finish_reason == "cancelled"
     assert ids == [] and stats.generated_tokens == 0
-    _, ids, after = run(engine, greedy(QUESTION, 3))
+    _, ids, after = run(engine, greedy_request(QUESTION, 3))
     assert after.generated_tokens == len(ids) > 0
 
 
 def test_stop_strings_end_the_reply(engine: object) -> None:
-    text, _, _ = run(engine, replace(greedy(QUESTION, 30), reuse_cache=False))
+    text, _, _ = run(engine, greedy_request(QUESTION, 30, reuse_cache=False))
     assert len(text) > 6
     stop = text[3:6]
-    cut, _, stats = run(engine, replace(greedy(QUESTION, 30, stop=(stop,)), reuse_cache=False))
+    cut, _, stats = run(engine, greedy_request(QUESTION, 30, stop=(stop,), reuse_cache=False))
     assert stats.finish_reason == "stop"
     assert cut == text[: text.index(stop)]
 
@@ -190,7 +184,7 @@ def test_long_conversation_drops_oldest_turns(engine: object) -> None:
         history += [Message("user", f"Question {i} " + "x" * 40),
                     Message("assistant", f"Answer {i} " + "y" * 40)]
     history.append(Message("user", "Last question"))
-    _, _, stats = run(engine, greedy(tuple(history), 4))
+    _, _, stats = run(engine, greedy_request(tuple(history), 4))
     assert stats.dropped_messages > 0
     assert stats.prompt_tokens <= 512 - 64
 
