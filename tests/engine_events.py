@@ -1,12 +1,15 @@
-"""Greedy requests for engine tests, and collecting an engine's event stream
-(in-process or through the host)."""
+"""Engine tests' shared steps: greedy requests, collecting an event stream (in-process
+or through the host), cancelling a hosted stream from another thread."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.types import (
     Event,
     Finished,
@@ -42,3 +45,31 @@ def collect_events(events: Iterable[Event]) -> tuple[str, list[int], GenerationS
             stats = event.stats
     assert stats is not None
     return "".join(texts), ids, stats
+
+
+def stream_and_cancel(host: EngineHost, request: GenerationRequest,
+                      after_s: float) -> tuple[int, int, GenerationStats]:
+    """Stream `request` through `host`, cancelling from another thread `after_s` seconds
+    after the first text arrives: (tokens received, tokens received when the cancel was
+    sent, the reply's stats)."""
+    received = 0
+    at_cancel: list[int] = []
+
+    def cancel_soon() -> None:
+        time.sleep(after_s)
+        at_cancel.append(received)
+        host.cancel()
+
+    canceller = threading.Thread(target=cancel_soon)
+    stats = None
+    for event in host.stream(request):
+        if isinstance(event, TextDelta):
+            received += len(event.token_ids)
+            if not canceller.is_alive() and not at_cancel:
+                canceller.start()
+        else:
+            assert isinstance(event, Finished)
+            stats = event.stats
+    canceller.join()
+    assert stats is not None and at_cancel
+    return received, at_cancel[0], stats

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineCrashed, EngineError
-from tests.engine_events import collect_events, greedy_request
+from tests.engine_events import collect_events, greedy_request, stream_and_cancel
 
 pytestmark = pytest.mark.llamacpp
 
@@ -81,30 +79,14 @@ def test_stop_strings_are_honoured(llama_host: EngineHost) -> None:
 
 
 def test_cancel_from_another_thread_stops_within_a_token(llama_host: EngineHost) -> None:
-    received = 0
-    at_cancel: list[int] = []
-
-    def cancel_soon() -> None:
-        time.sleep(0.15)
-        at_cancel.append(received)
-        llama_host.cancel()
-
-    stats = None
-    canceller = threading.Thread(target=cancel_soon)
-    for event in llama_host.stream(greedy_request(STORY, 2000)):
-        if isinstance(event, TextDelta):
-            received += len(event.token_ids)
-            if not canceller.is_alive() and not at_cancel:
-                canceller.start()
-        else:
-            stats = event.stats
-    canceller.join()
+    received, at_cancel, stats = stream_and_cancel(llama_host, greedy_request(STORY, 2000),
+                                                   0.15)
     assert stats is not None
     assert stats.finish_reason == "cancelled"
     assert stats.generated_tokens == received
     # The engine stops at the next token; what is in flight on top of that is at most
     # a batch or two of the host's relay (8 tokens each) not yet read by this thread.
-    assert received - at_cancel[0] <= 2 * FLUSH_TOKENS + 1
+    assert received - at_cancel <= 2 * FLUSH_TOKENS + 1
     # The host serves the next request normally.
     _, _, after = collect(llama_host, greedy_request(STORY, 3))
     assert after.finish_reason == "length"

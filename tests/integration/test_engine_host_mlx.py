@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from macllm_app.core.engines.types import (
     TextDelta,
 )
 from macllm_app.core.errors import EngineCrashed, EngineError
-from tests.engine_events import collect_events, greedy_request
+from tests.engine_events import collect_events, greedy_request, stream_and_cancel
 from tests.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = pytest.mark.mlx
@@ -60,27 +58,10 @@ def test_stream_through_the_host(host: EngineHost) -> None:
 
 
 def test_cancel_from_another_thread_stops_within_a_token(host: EngineHost) -> None:
-    received = 0
-    at_cancel: list[int] = []
-
-    def cancel_soon() -> None:
-        time.sleep(0.1)
-        at_cancel.append(received)
-        host.cancel()
-
-    canceller = threading.Thread(target=cancel_soon)
-    stats = None
-    for event in host.stream(greedy_request(STORY, 1900)):
-        if isinstance(event, TextDelta):
-            received += len(event.token_ids)
-            if not canceller.is_alive() and not at_cancel:
-                canceller.start()
-        else:
-            stats = event.stats
-    canceller.join()
+    received, at_cancel, stats = stream_and_cancel(host, greedy_request(STORY, 1900), 0.1)
     assert stats is not None and stats.finish_reason == "cancelled"
     assert stats.generated_tokens == received < 1900
-    assert received - at_cancel[0] <= 2 * FLUSH_TOKENS + 1
+    assert received - at_cancel <= 2 * FLUSH_TOKENS + 1
     _, after = collect(host, greedy_request(STORY, 3))
     assert after.finish_reason == "length"
 
