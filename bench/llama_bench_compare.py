@@ -133,8 +133,7 @@ def main() -> int:
             if isinstance(event, TextDelta):
                 yield len(event.token_ids)
 
-    def request(prompt: str, max_tokens: int) -> GenerationRequest:
-        sampling = SamplingParams.greedy(max_tokens=max_tokens)
+    def request(prompt: str, sampling: SamplingParams) -> GenerationRequest:
         if args.text_prompt:
             return GenerationRequest(prompt=prompt, reuse_cache=False, sampling=sampling)
         return GenerationRequest(prompt_tokens=tuple(host.tokenize(prompt)), reuse_cache=False,
@@ -142,10 +141,9 @@ def main() -> int:
 
     if host.count_tokens(DECODE_PROMPT) != 1:
         raise SystemExit(f"{DECODE_PROMPT!r} is not one token for this model")
-    decode_request = replace(request(DECODE_PROMPT, 129),
-                             sampling=replace(SamplingParams.greedy(max_tokens=129),
-                                              ignore_eos=True))
-    prefill_request = request(long_prompt, 1)
+    decode_request = request(DECODE_PROMPT,
+                             replace(SamplingParams.greedy(max_tokens=129), ignore_eos=True))
+    prefill_request = request(long_prompt, SamplingParams.greedy(max_tokens=1))
 
     def decode_run() -> float:
         return time_stream(lambda: pieces(decode_request)).decode_tps
