@@ -127,6 +127,35 @@ def test_export_a_tiny_mlx_model_to_gguf(
     assert pane.selected_row()["path"] == str(dest)
 
 
+def test_export_to_a_file_the_user_chooses(
+        qtbot: Any, make_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from macllm_app.core.library.commands import import_model
+    from macllm_app.ui.panes.library import conversions
+    from tests.mlx_tiny import make_tiny_mlx_model
+
+    folder = make_tiny_mlx_model(tmp_path / "tiny-llama")
+    import_model(str(folder), "link")
+    chosen = tmp_path / "elsewhere" / "mine.gguf"
+    chosen.parent.mkdir()
+    asked: list[str] = []
+
+    def save_file_name(_parent: Any, caption: str, start: str, _filter: str) -> tuple[str, str]:
+        asked.append(start)  # the native dialog cannot run offscreen: answer for the user
+        return str(chosen), ""
+
+    monkeypatch.setattr(conversions.QFileDialog, "getSaveFileName", save_file_name)
+    window = make_window(load=False)
+    pane = open_library(qtbot, window)
+    actions = _choose(qtbot, pane, folder)
+    qtbot.mouseClick(actions.export_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(pane.refreshed, timeout=120_000):
+        click_box_button(qtbot, pane, "exportDialog", "Choose File…")
+        _wait_idle(qtbot, pane)
+    assert asked and asked[0].endswith("tiny-llama-F16.gguf")  # the default is offered
+    assert inspect_model(chosen).architecture == "llama"
+    assert pane.selected_row()["path"] == str(chosen)
+
+
 def test_actions_that_do_not_apply_say_why(
         qtbot: Any, make_window: Any, tmp_path: Path) -> None:
     from macllm_app.core.library.commands import import_model

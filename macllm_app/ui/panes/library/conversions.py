@@ -9,6 +9,7 @@ the library.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,19 +154,32 @@ class ConversionActions(QObject):
         self.section.setVisible(row is not None)
 
     # -- asking -------------------------------------------------------------------
-    def _ask(self, name: str, title: str, text: str, info: str, choose: str) -> QMessageBox:
+    def _ask(self, name: str, title: str, text: str, info: str, choose: str,
+             go: Callable[[], None], choose_other: Callable[[], None]) -> None:
+        """Open a non-blocking question: its first button runs `go`, the `choose`
+        button `choose_other` (pick another destination), Cancel nothing."""
         box = QMessageBox(self._parent)
         box.setObjectName(name)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle(title)
         box.setText(text)
         box.setInformativeText(info)
-        go = box.addButton(title.split(" ", 1)[0], QMessageBox.ButtonRole.AcceptRole)
+        go_button = box.addButton(title.split(" ", 1)[0], QMessageBox.ButtonRole.AcceptRole)
         box.addButton(choose, QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(go)
+        box.setDefaultButton(go_button)
         self.dialog = box
-        return box
+
+        def chosen(button: Any) -> None:
+            self.dialog = None
+            role = box.buttonRole(button)
+            if role == QMessageBox.ButtonRole.AcceptRole:
+                go()
+            elif role == QMessageBox.ButtonRole.ActionRole:
+                choose_other()
+
+        box.buttonClicked.connect(chosen)
+        box.open()
 
     @Slot()
     def convert_selected(self) -> None:
@@ -174,23 +188,16 @@ class ConversionActions(QObject):
             return
         src = Path(row["path"])
         dest = core.default_mlx_dest(src)
-        box = self._ask("convertDialog", "Convert to MLX", f"Convert {row['name']} to MLX?",
-                        f"The MLX folder will be {dest}, added to the library.",
-                        "Choose Folder…")
 
-        def chosen(button: Any) -> None:
-            self.dialog = None
-            role = box.buttonRole(button)
-            if role == QMessageBox.ButtonRole.AcceptRole:
-                self.start_convert(src, dest)
-            elif role == QMessageBox.ButtonRole.ActionRole:
-                folder = QFileDialog.getExistingDirectory(
-                    self._parent, "Folder for the MLX model", str(dest.parent))
-                if folder:
-                    self.start_convert(src, core.default_mlx_dest(src, Path(folder)))
+        def choose_folder() -> None:
+            folder = QFileDialog.getExistingDirectory(
+                self._parent, "Folder for the MLX model", str(dest.parent))
+            if folder:
+                self.start_convert(src, core.default_mlx_dest(src, Path(folder)))
 
-        box.buttonClicked.connect(chosen)
-        box.open()
+        self._ask("convertDialog", "Convert to MLX", f"Convert {row['name']} to MLX?",
+                  f"The MLX folder will be {dest}, added to the library.", "Choose Folder…",
+                  lambda: self.start_convert(src, dest), choose_folder)
 
     @Slot()
     def export_selected(self) -> None:
@@ -199,23 +206,17 @@ class ConversionActions(QObject):
             return
         src = Path(row["path"])
         dest = core.default_gguf_dest(src)
-        box = self._ask("exportDialog", "Export to GGUF (F16)",
-                        f"Export {row['name']} as an F16 GGUF file for llama.cpp?",
-                        f"The file will be {dest}, added to the library.", "Choose File…")
 
-        def chosen(button: Any) -> None:
-            self.dialog = None
-            role = box.buttonRole(button)
-            if role == QMessageBox.ButtonRole.AcceptRole:
-                self.start_export(src, dest)
-            elif role == QMessageBox.ButtonRole.ActionRole:
-                name, _ = QFileDialog.getSaveFileName(
-                    self._parent, "Export to GGUF", str(dest), "GGUF models (*.gguf)")
-                if name:
-                    self.start_export(src, Path(name))
+        def choose_file() -> None:
+            name, _ = QFileDialog.getSaveFileName(
+                self._parent, "Export to GGUF", str(dest), "GGUF models (*.gguf)")
+            if name:
+                self.start_export(src, Path(name))
 
-        box.buttonClicked.connect(chosen)
-        box.open()
+        self._ask("exportDialog", "Export to GGUF (F16)",
+                  f"Export {row['name']} as an F16 GGUF file for llama.cpp?",
+                  f"The file will be {dest}, added to the library.", "Choose File…",
+                  lambda: self.start_export(src, dest), choose_file)
 
     # -- running --------------------------------------------------------------------
     def start_convert(self, src: Path, dest: Path) -> None:
