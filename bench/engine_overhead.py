@@ -17,7 +17,7 @@ from common import alternate, report_overhead
 
 from macllm_app.core.default_model import default_model_path
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import (
+from macllm_app.core.types import (
     GenerationRequest,
     LoadConfig,
     SamplingParams,

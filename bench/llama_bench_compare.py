@@ -44,7 +44,7 @@ from common import FILLER, time_stream, verdict
 
 from macllm_app.core.default_model import default_model_path
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import (
+from macllm_app.core.types import (
     Finished,
     GenerationRequest,
     LoadConfig,

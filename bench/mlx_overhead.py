@@ -18,8 +18,8 @@ from common import alternate, report_overhead
 
 from macllm_app.core.default_model import default_model_path
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import GenerationRequest, LoadConfig, SamplingParams, TextDelta
 from macllm_app.core.library.mlx_copies import ensure_mlx_copy
+from macllm_app.core.types import GenerationRequest, LoadConfig, SamplingParams, TextDelta
 
 PROMPT = (
     "<|im_start|>user\nWrite a long story about a lighthouse keeper and the sea, "

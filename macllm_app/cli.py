@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from macllm_app import __version__
 from macllm_app.core.errors import Cancelled, EngineCrashed, UserError
+from macllm_app.core.types import ENGINES
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_CRASH, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
@@ -21,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="library id, .gguf file or MLX folder (default: bundled)")
-    parser.add_argument("--engine", choices=["llama.cpp", "mlx"], help="engine to run it on")
+    parser.add_argument("--engine", choices=ENGINES, help="engine to run it on")
     parser.add_argument("--ctx", type=int, default=None, help="context size in tokens")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads")
     parser.add_argument("--gpu-layers", type=int, default=None,

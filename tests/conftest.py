@@ -30,7 +30,7 @@ def default_model() -> Path:
 def llama_host(default_model: Path) -> Iterator[object]:
     """One engine host with the default model loaded, shared by a test session."""
     from macllm_app.core.engines.host import EngineHost
-    from macllm_app.core.engines.types import LoadConfig
+    from macllm_app.core.types import LoadConfig
 
     host = EngineHost()
     host.load(LoadConfig(model_path=str(default_model), n_ctx=2048, n_threads=2))

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import (
+from macllm_app.core.types import (
     Event,
     Finished,
     GenerationRequest,

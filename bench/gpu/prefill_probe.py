@@ -29,7 +29,7 @@ from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.llamacpp import LlamaCppEngine
 from macllm_app.core.engines.llamacpp_native import native_log, tokenize
 from macllm_app.core.engines.llamacpp_threadpool import ThreadPool
-from macllm_app.core.engines.types import (
+from macllm_app.core.types import (
     Event,
     GenerationRequest,
     LoadConfig,

@@ -17,7 +17,7 @@ from common import FILLER
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.llamacpp import LlamaCppEngine
 from macllm_app.core.engines.llamacpp_native import tokenize
-from macllm_app.core.engines.types import GenerationRequest, LoadConfig, SamplingParams, TextDelta
+from macllm_app.core.types import GenerationRequest, LoadConfig, SamplingParams, TextDelta
 
 
 def ms(values: list[float]) -> str:

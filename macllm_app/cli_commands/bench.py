@@ -10,7 +10,8 @@ from dataclasses import asdict, replace
 from macllm_app.cli_commands.chat import stream_reply
 from macllm_app.cli_commands.model_choice import load_config_from_args
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import (
+from macllm_app.core.library.loading import load_in_host
+from macllm_app.core.types import (
     GenerationRequest,
     GenerationStats,
     Message,
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     sampling = replace(SamplingParams.greedy(max_tokens=args.tokens), ignore_eos=True)
     runs: list[GenerationStats] = []
     with EngineHost() as host:
-        info = host.load(config)
+        info = load_in_host(host, config)
         request = GenerationRequest(messages=(Message("user", BENCH_PROMPT),), sampling=sampling,
                                     reuse_cache=False)
         stream_reply(host, request, None)  # warm-up

@@ -8,9 +8,11 @@ import sys
 from dataclasses import asdict, replace
 from typing import TextIO
 
+from macllm_app.cli_commands.interrupt import ctrl_c_stops
 from macllm_app.cli_commands.model_choice import load_config_from_args
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import (
+from macllm_app.core.library.loading import load_in_host
+from macllm_app.core.types import (
     Finished,
     GenerationRequest,
     GenerationStats,
@@ -18,7 +20,6 @@ from macllm_app.core.engines.types import (
     SamplingParams,
     TextDelta,
 )
-from macllm_app.core.errors import Cancelled
 
 REPL_HELP = (
     "Type a message. /reset clears the history, /exit or Ctrl+D quits, Ctrl+C stops a reply."
@@ -40,17 +41,19 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
 
 def stream_reply(host: EngineHost, request: GenerationRequest,
                  out: TextIO | None) -> tuple[str, GenerationStats]:
-    """Generate one reply, writing each piece to `out` as it arrives."""
+    """Generate one reply, writing each piece to `out` as it arrives. Ctrl+C stops the
+    reply: the engine ends it within a token, with its real stats (finish "cancelled")."""
     pieces: list[str] = []
     stats = GenerationStats()
-    for event in host.stream(request):
-        if isinstance(event, TextDelta):
-            pieces.append(event.text)
-            if out is not None:
-                out.write(event.text)
-                out.flush()
-        elif isinstance(event, Finished):
-            stats = event.stats
+    with ctrl_c_stops(host.cancel):
+        for event in host.stream(request):
+            if isinstance(event, TextDelta):
+                pieces.append(event.text)
+                if out is not None:
+                    out.write(event.text)
+                    out.flush()
+            elif isinstance(event, Finished):
+                stats = event.stats
     return "".join(pieces), stats
 
 
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     sampling = sampling_from_args(args)
     system = [Message("system", args.system)] if args.system else []
     with EngineHost() as host:
-        host.load(config)
+        with ctrl_c_stops() as should_stop:
+            load_in_host(host, config, should_stop=should_stop)
         if args.prompt is not None:
             return _one_shot(host, system, args.prompt, sampling, as_json=args.json)
         return _repl(host, system, sampling)
@@ -68,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def _one_shot(host: EngineHost, system: list[Message], prompt: str,
               sampling: SamplingParams, *, as_json: bool) -> int:
     request = GenerationRequest(messages=(*system, Message("user", prompt)), sampling=sampling)
-    try:
-        text, stats = stream_reply(host, request, None if as_json else sys.stdout)
-    except KeyboardInterrupt:
-        raise Cancelled from None
+    text, stats = stream_reply(host, request, None if as_json else sys.stdout)
     if as_json:
         model = host.model
         print(json.dumps({
@@ -111,10 +112,7 @@ def _repl(host: EngineHost, system: list[Message], sampling: SamplingParams) -> 
             continue
         history.append(Message("user", text))
         request = GenerationRequest(messages=tuple(history), sampling=sampling)
-        try:
-            reply, stats = stream_reply(host, request, sys.stdout)
-        except KeyboardInterrupt:
-            reply, stats = "", GenerationStats(finish_reason="cancelled")
+        reply, stats = stream_reply(host, request, sys.stdout)
         print()
         if stats.finish_reason == "cancelled":
             print("(stopped)", file=sys.stderr)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
+
+from macllm_app.cli_commands.interrupt import ctrl_c_stops
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,27 +51,12 @@ class _ProgressLine:
             print(file=sys.stderr, flush=True)
 
 
-@contextmanager
-def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
-    """Ctrl+C asks the conversion to stop at its next check (it then cleans up)."""
-    asked = {"stop": False}
-
-    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
-        asked["stop"] = True
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield lambda: asked["stop"]
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _convert(convert: Callable[[Path, Path, _ProgressLine, Callable[[], bool]], Path],
              args: argparse.Namespace) -> int:
     """Run a conversion with a progress line on stderr; Ctrl+C cancels it."""
     line = _ProgressLine()
     try:
-        with _stop_on_sigint() as should_stop:
+        with ctrl_c_stops() as should_stop:
             dest = convert(Path(args.src), Path(args.output), line, should_stop)
     finally:
         line.end()

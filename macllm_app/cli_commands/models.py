@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-from types import FrameType
 from typing import Any
 
+from macllm_app.cli_commands.interrupt import ctrl_c_stops
 from macllm_app.core.errors import Cancelled
+from macllm_app.core.types import ENGINES
+from macllm_app.core.units import human_size
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,13 +52,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("model", nargs="?", default=None,
                    help="library id or path (default: the bundled model)")
     p.add_argument("--ctx", type=int, default=4096)
-    p.add_argument("--engine", choices=["llama.cpp", "mlx"], default="llama.cpp")
+    p.add_argument("--engine", choices=ENGINES, default="llama.cpp")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run_fit)
-
-
-def _mb(n: int | None) -> str:
-    return "?" if n is None else f"{n / 2**20:,.0f} MB"
 
 
 def _print_json(obj: object) -> None:
@@ -75,7 +72,8 @@ def run_list(args: argparse.Namespace) -> int:
         print("No models yet (import one with `macllm models import PATH`).")
     for r in rows:
         print(f"{r['id']:<36} {r['format']:<5} {r['quantization'] or '?':<8} "
-              f"{_mb(r['size_bytes']):>10}  {r['fit']:<8} {r['source_label']:<10} {r['path']}")
+              f"{human_size(r['size_bytes']):>10}  {r['fit']:<8} {r['source_label']:<10} "
+              f"{r['path']}")
     return 0
 
 
@@ -93,7 +91,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         if isinstance(value, list):
             value = ", ".join(value)
         print(f"{key:<18} {value}")
-    print(f"{'size':<18} {_mb(meta['size_bytes'])}")
+    print(f"{'size':<18} {human_size(meta['size_bytes'])}")
     return 0
 
 
@@ -127,27 +125,20 @@ def _progress(p: dict[str, Any]) -> None:
     total = p.get("total")
     pct = f"{100 * p['done'] / total:5.1f}%" if total else "     "
     eta = f"ETA {p['eta_s']:.0f} s" if p.get("eta_s") is not None else ""
-    print(f"\r{p['file']}: {pct} {_mb(p['done'])} of {_mb(total)} "
+    print(f"\r{p['file']}: {pct} {human_size(p['done'])} of {human_size(total)} "
           f"{p['speed_bps'] / 2**20:.1f} MB/s {eta}   ", end="", file=sys.stderr, flush=True)
 
 
 def run_pull(args: argparse.Namespace) -> int:
     from macllm_app.core.library.commands import pull
 
-    stop = {"asked": False}
-
-    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
-        stop["asked"] = True
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        entry = pull(args.repo, args.file, progress=_progress, should_stop=lambda: stop["asked"])
+        with ctrl_c_stops() as should_stop:
+            entry = pull(args.repo, args.file, progress=_progress, should_stop=should_stop)
     except Cancelled:
         print("\nmacllm: download paused; run the same command again to resume.",
               file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
     print(file=sys.stderr)
     if args.json:
         _print_json(entry)
@@ -157,17 +148,18 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from macllm_app.cli_commands.model_choice import resolve_model_path
     from macllm_app.core.library.commands import fit
 
-    est = fit(str(resolve_model_path(args.model)), args.ctx, args.engine)
+    est = fit(args.model, args.ctx, args.engine)
     if args.json:
         _print_json(est)
         return 0
     verdict = {"fits": "Fits", "tight": "Tight", "wont_fit": "Won't fit"}[est["verdict"]]
     print(f"{verdict} at {args.ctx} tokens on {args.engine}: about "
-          f"{_mb(est['expected_bytes'])} expected (worst case {_mb(est['worst_case_bytes'])}), "
-          f"{_mb(est['available_ram_bytes'])} available of {_mb(est['total_ram_bytes'])}.")
+          f"{human_size(est['expected_bytes'])} expected "
+          f"(worst case {human_size(est['worst_case_bytes'])}), "
+          f"{human_size(est['available_ram_bytes'])} available "
+          f"of {human_size(est['total_ram_bytes'])}.")
     if est.get("recommended_quant") and est["verdict"] != "fits":
         print(f"Try a smaller quantization: {est['recommended_quant']}.")
     for note in est.get("notes", []):

@@ -2,19 +2,22 @@
 
 Work that needs mlx (or may crash, or eat all memory) must not run in the GUI
 process. A `Job` names its function as "package.module:function", starts a
-spawned child that imports and calls it, and relays what happens:
+child (`child_process.ChildProcess`) that imports and calls it, and relays
+what happens:
 
 - progress: the function gets `progress(fraction, message)` (when it takes a
   `progress` argument); the parent passes reports on, at most one per
   `PROGRESS_INTERVAL_S`, never dropping the latest one;
-- cancel: `Job.cancel()` sets a shared flag the function polls through
-  `should_stop()`; a function without `should_stop` is stopped at its next
-  progress report. A child that has not stopped `cancel_grace_s` later is
-  killed; either way `run()` raises `Cancelled`;
+- cancel: `Job.cancel()` (or the caller's `should_stop` turning True) sets a
+  shared flag the function polls through `should_stop()`; a function without
+  `should_stop` is stopped at its next progress report. A child that has not
+  stopped `cancel_grace_s` later is killed; either way `run()` raises
+  `Cancelled`;
 - failure: a `UserError` raised by the function comes back as `JobFailed`
-  with the same message; any other exception as "<title> failed: <one line>"
-  (its traceback is logged); a child that dies (a native crash, a kill, out
-  of memory) as "<title> stopped unexpectedly (<how>)."
+  with the same message; any other exception is a bug and comes back as
+  `RemoteBug` with the child's traceback (logged here too); a child that dies
+  (a native crash, a kill, out of memory) as `JobFailed(crashed=True)`,
+  "<title> stopped unexpectedly (<how>)."
 
 `after_crash` runs in the parent when the child died without saying so, to
 remove what a killed child could not clean up itself.
@@ -26,40 +29,35 @@ import contextlib
 import importlib
 import inspect
 import logging
-import multiprocessing as mp
-import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
-from macllm_app.core.engines.host import describe_exit
-from macllm_app.core.errors import Cancelled, UserError
+from macllm_app.core.child_process import CancelFlag, ChildProcess
+from macllm_app.core.errors import Cancelled, RemoteBug, UserError, one_line
+from macllm_app.core.types import ProgressCallback, StopCheck
 
 log = logging.getLogger("macllm.jobs")
 
-Progress = Callable[[float, str], None]
-
 #: Shortest time between two progress reports passed on to the caller.
 PROGRESS_INTERVAL_S = 0.05
-#: How long a cancelled job gets to stop by itself before it is killed.
+#: How long a cancelled job gets to stop by itself before it is killed. Jobs poll
+#: their flag between steps, and one step (writing a large tensor, one training
+#: step of a big model) can take several seconds.
 CANCEL_GRACE_S = 10.0
+#: How long a job that sent its last message gets to exit before it is killed.
+EXIT_GRACE_S = 5.0
 
 
 class JobFailed(UserError):
-    """A job ended with an error (its message is one line, ready to show)."""
+    """A job ended with a user error or died (its message is one line, ready to show)."""
 
     def __init__(self, message: str, crashed: bool = False) -> None:
         super().__init__(message)
         self.crashed = crashed
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
 
 
 def resolve_target(target: str) -> Callable[..., Any]:
@@ -75,14 +73,13 @@ def resolve_target(target: str) -> Callable[..., Any]:
     return obj
 
 
-def job_main(conn: Connection, stop_flag: Any, target: str, args: tuple[Any, ...],
+def job_main(conn: Connection, stop_flag: CancelFlag, target: str, args: tuple[Any, ...],
              kwargs: dict[str, Any], title: str) -> None:
     """The child's side: call the target and send exactly one final message.
 
     Messages: ("progress", fraction, message) ... then one of ("done", result),
-    ("cancelled",), ("error", message, traceback_or_None).
+    ("cancelled",), ("error", message), ("bug", summary, traceback).
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
 
     def should_stop() -> bool:
         return bool(stop_flag.value)
@@ -111,13 +108,13 @@ def job_main(conn: Connection, stop_flag: Any, target: str, args: tuple[Any, ...
     except Cancelled:
         reply: tuple[Any, ...] = ("cancelled",)
     except UserError as exc:
-        reply = ("error", _first_line(str(exc)) or f"{title} failed.", None)
+        reply = ("error", one_line(exc, "") or f"{title} failed.")
     except (BrokenPipeError, EOFError):
         return  # the parent went away; nobody to tell
     except BaseException as exc:  # a bug in a job must reach the parent
-        detail = _first_line(str(exc))
-        words = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-        reply = ("error", f"{title} failed: {words}", traceback.format_exc())
+        detail = one_line(exc, "")
+        summary = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        reply = ("bug", summary, traceback.format_exc())
     else:
         reply = ("done", result)
     try:
@@ -126,8 +123,8 @@ def job_main(conn: Connection, stop_flag: Any, target: str, args: tuple[Any, ...
         pass
     except Exception as exc:  # a result that cannot be pickled
         with contextlib.suppress(OSError, EOFError):
-            conn.send(("error", f"{title} failed: its result could not be sent back "
-                       f"({_first_line(str(exc))})", traceback.format_exc()))
+            conn.send(("bug", f"its result could not be sent back ({one_line(exc)})",
+                       traceback.format_exc()))
     finally:
         conn.close()
 
@@ -145,16 +142,16 @@ class Job:
         self.title = title
         self.cancel_grace_s = CANCEL_GRACE_S if cancel_grace_s is None else cancel_grace_s
         self.after_crash = after_crash
-        self._ctx = mp.get_context("spawn")
-        self._stop = self._ctx.RawValue("i", 0)
+        self._child = ChildProcess(
+            job_main, (target, args, self.kwargs, title),
+            name=f"macllm-job-{target.rsplit(':', 1)[-1]}")
         self._cancel_at: float | None = None
         self._lock = threading.Lock()
-        self._process: BaseProcess | None = None
+        self._started = False
 
     @property
     def pid(self) -> int | None:
-        process = self._process
-        return process.pid if process is not None else None
+        return self._child.pid if self._started else None
 
     @property
     def cancel_requested(self) -> bool:
@@ -165,47 +162,45 @@ class Job:
         with self._lock:
             if self._cancel_at is None:
                 self._cancel_at = time.monotonic()
-            self._stop.value = 1
+            self._child.request_cancel()
 
     def kill(self) -> None:
         """Stop the child at once (the job then ends as cancelled)."""
         self.cancel()
-        process = self._process
-        if process is not None and process.is_alive():
-            process.kill()
+        if self._started:
+            self._child.kill()
 
-    def run(self, progress: Progress | None = None) -> Any:
+    def run(self, progress: ProgressCallback | None = None,
+            should_stop: StopCheck | None = None) -> Any:
         """Start the child, relay its progress, and return the function's result.
+
+        `should_stop` is polled while the job runs; True cancels it.
 
         Raises:
             Cancelled: `cancel()` was called (the child stopped or was killed).
-            JobFailed: the function raised, or the child died.
+            JobFailed: the function raised a user error, or the child died.
+            RemoteBug: the function raised anything else.
         """
-        if self._process is not None:
+        if self._started:
             raise RuntimeError("a Job runs once")
-        parent_conn, child_conn = self._ctx.Pipe(duplex=False)
-        process = self._ctx.Process(
-            target=job_main, name=f"macllm-job-{self.target.rsplit(':', 1)[-1]}", daemon=True,
-            args=(child_conn, self._stop, self.target, self.args, self.kwargs, self.title))
-        self._process = process
-        process.start()
-        child_conn.close()  # so recv() sees EOF as soon as the child dies
-        log.info("job %s started (pid %s)", self.target, process.pid)
+        self._started = True
+        self._child.start()
+        log.info("job %s started (pid %s)", self.target, self._child.pid)
         try:
-            reply = self._relay(parent_conn, progress or (lambda _f, _m: None))
+            reply = self._relay(progress or (lambda _f, _m: None), should_stop)
         finally:
-            parent_conn.close()
-            process.join(5.0)
-            if process.is_alive():
-                process.kill()
-                process.join(5.0)
-        return self._outcome(reply, process.exitcode)
+            self._child.stop(EXIT_GRACE_S)
+        return self._outcome(reply)
 
-    def _relay(self, conn: Connection, progress: Progress) -> tuple[Any, ...] | None:
+    def _relay(self, progress: ProgressCallback,
+               should_stop: StopCheck | None) -> tuple[Any, ...] | None:
         """Pass progress on until the final message; None when the child died."""
+        conn = self._child.conn
         pending: tuple[float, str] | None = None
         last_sent = 0.0
         while True:
+            if should_stop is not None and not self.cancel_requested and should_stop():
+                self.cancel()
             self._kill_if_overdue()
             if not conn.poll(PROGRESS_INTERVAL_S):
                 if pending is not None:
@@ -229,14 +224,13 @@ class Job:
 
     def _kill_if_overdue(self) -> None:
         cancel_at = self._cancel_at
-        process = self._process
-        if (cancel_at is not None and process is not None and process.is_alive()
+        if (cancel_at is not None and self._child.is_alive()
                 and time.monotonic() - cancel_at > self.cancel_grace_s):
             log.warning("job %s did not stop within %.1f s of cancel; killing it",
                         self.target, self.cancel_grace_s)
-            process.kill()
+            self._child.kill()
 
-    def _outcome(self, reply: tuple[Any, ...] | None, exitcode: int | None) -> Any:
+    def _outcome(self, reply: tuple[Any, ...] | None) -> Any:
         if reply is None:
             if self.after_crash is not None:
                 try:
@@ -245,9 +239,9 @@ class Job:
                     log.exception("cleanup after job %s failed", self.target)
             if self.cancel_requested:
                 raise Cancelled
-            log.warning("job %s died: %s", self.target, describe_exit(exitcode))
-            raise JobFailed(f"{self.title} stopped unexpectedly ({describe_exit(exitcode)}).",
-                            crashed=True)
+            how = self._child.describe_exit()
+            log.warning("job %s died: %s", self.target, how)
+            raise JobFailed(f"{self.title} stopped unexpectedly ({how}).", crashed=True)
         kind = reply[0]
         if kind == "done":
             if self.cancel_requested:
@@ -255,13 +249,14 @@ class Job:
             return reply[1]
         if kind == "cancelled":
             raise Cancelled
-        message, trace = reply[1], reply[2]
-        if trace:
-            log.error("job %s failed:\n%s", self.target, trace)
-        raise JobFailed(message)
+        if kind == "bug":
+            summary, trace = reply[1], reply[2]
+            log.error("bug in job %s: %s\n%s", self.target, summary, trace)
+            raise RemoteBug(f"{self.title} failed: {summary}", trace, f"job {self.target}")
+        raise JobFailed(reply[1])
 
 
-def run_job(target: str, *args: Any, title: str = "The job", progress: Progress | None = None,
-            **kwargs: Any) -> Any:
+def run_job(target: str, *args: Any, title: str = "The job",
+            progress: ProgressCallback | None = None, **kwargs: Any) -> Any:
     """Run `target(*args, **kwargs)` in a child process and wait for its result."""
     return Job(target, args, kwargs, title=title).run(progress)

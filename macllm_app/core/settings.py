@@ -14,12 +14,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from macllm_app.core import paths
-from macllm_app.core.engines.types import LoadConfig, SamplingParams
+from macllm_app.core.types import EngineName, SamplingParams
 
 log = logging.getLogger("macllm.settings")
 
@@ -40,34 +40,44 @@ class EngineSettings(_Group):
         description="GGUF file or MLX folder loaded at start-up; empty = the bundled model.",
         json_schema_extra={"widget": "path"},
     )
-    engine: Literal["llama.cpp", "mlx"] = Field(
+    engine: EngineName = Field(
         default="llama.cpp", title="Engine", description="Which engine runs the default model.")
     n_ctx: int = Field(default=4096, ge=256, le=1_048_576, title="Context window (tokens)",
-                       description="Prompt plus reply must fit in this many tokens.")
+        description="Prompt plus reply must fit in this many tokens.")
     n_threads: int | None = Field(default=None, ge=1, le=512, title="CPU threads",
-                                  description="Threads for generation; empty = automatic.")
+        description="Threads for generation; empty = automatic.")
     n_batch: int = Field(default=512, ge=1, le=65_536, title="Batch size",
-                         description="Prompt tokens processed per step.")
+        description="Prompt tokens processed per step.")
     n_gpu_layers: int = Field(default=-1, ge=-1, le=1024, title="GPU layers",
-                              description="Layers offloaded to the GPU; -1 = all, 0 = CPU only.",
+        description="Layers offloaded to the GPU; -1 = all, 0 = CPU only.",
                               json_schema_extra={"lowest": "All"})
 
 
+_SAMPLING = SamplingParams()  # the engines' defaults are the settings' defaults
+
+
 class SamplingSettings(_Group):
-    temperature: float = Field(default=0.7, ge=0.0, le=5.0, title="Temperature",
-                               description="Higher is more random; 0 always picks the likeliest.")
-    top_p: float = Field(default=0.95, ge=0.0, le=1.0, title="Top P",
-                         description="Sample from the likeliest tokens up to this total.")
-    top_k: int = Field(default=40, ge=0, le=1000, title="Top K",
-                       description="Sample from the K likeliest tokens; 0 = no limit.")
-    min_p: float = Field(default=0.05, ge=0.0, le=1.0, title="Min P",
-                         description="Drop tokens less likely than this fraction of the best one.")
-    repeat_penalty: float = Field(default=1.1, ge=0.0, le=5.0, title="Repeat penalty",
-                                  description="Discourages repeating recent tokens; 1 = off.")
-    seed: int | None = Field(default=None, ge=0, le=2**31 - 1, title="Seed",
-                             description="Fixed seed for reproducible replies; empty = random.")
-    max_tokens: int = Field(default=512, ge=1, le=131_072, title="Max reply tokens",
-                            description="Longest reply, in tokens.")
+    temperature: float = Field(
+        default=_SAMPLING.temperature, ge=0.0, le=5.0, title="Temperature",
+        description="Higher is more random; 0 always picks the likeliest.")
+    top_p: float = Field(
+        default=_SAMPLING.top_p, ge=0.0, le=1.0, title="Top P",
+        description="Sample from the likeliest tokens up to this total.")
+    top_k: int = Field(
+        default=_SAMPLING.top_k, ge=0, le=1000, title="Top K",
+        description="Sample from the K likeliest tokens; 0 = no limit.")
+    min_p: float = Field(
+        default=_SAMPLING.min_p, ge=0.0, le=1.0, title="Min P",
+        description="Drop tokens less likely than this fraction of the best one.")
+    repeat_penalty: float = Field(
+        default=_SAMPLING.repeat_penalty, ge=0.0, le=5.0, title="Repeat penalty",
+        description="Discourages repeating recent tokens; 1 = off.")
+    seed: int | None = Field(
+        default=_SAMPLING.seed, ge=0, le=2**31 - 1, title="Seed",
+        description="Fixed seed for reproducible replies; empty = random.")
+    max_tokens: int = Field(
+        default=_SAMPLING.max_tokens, ge=1, le=131_072, title="Max reply tokens",
+        description="Longest reply, in tokens.")
 
 
 class ChatSettings(_Group):
@@ -190,21 +200,3 @@ def save(settings: Settings, path: Path | None = None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-
-def sampling_params(group: SamplingSettings, **overrides: Any) -> SamplingParams:
-    """The engine's sampling parameters from the settings (plus per-chat overrides)."""
-    values = group.model_dump()
-    values.update({k: v for k, v in overrides.items() if k in values})
-    return SamplingParams(**values)
-
-
-def load_config(group: EngineSettings) -> LoadConfig:
-    """How to load the default model; the bundled one when no path is set."""
-    from macllm_app.core.default_model import default_model_path
-
-    model_path = group.model_path or str(default_model_path())
-    return LoadConfig(model_path=model_path, engine=group.engine, n_ctx=group.n_ctx,
-                      n_threads=group.n_threads, n_batch=group.n_batch,
-                      n_gpu_layers=group.n_gpu_layers)

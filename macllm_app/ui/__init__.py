@@ -1,1 +1,2 @@
-"""The Qt front end. Talks to core/ only through workers; never imports an engine."""
+"""The Qt front end. Talks to core/ through the task API (ui/tasks.py); never imports
+an engine."""

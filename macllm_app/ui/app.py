@@ -43,9 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_gui() -> int:
     from PySide6.QtWidgets import QApplication
 
+    from macllm_app.core.logs import setup_logging
     from macllm_app.ui.crash import CrashHandler
     from macllm_app.ui.icons import app_icon
-    from macllm_app.ui.logs import setup_logging
     from macllm_app.ui.main_window import MainWindow
     from macllm_app.ui.theme import apply_theme
 

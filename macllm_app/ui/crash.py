@@ -1,8 +1,8 @@
 """Global exception hooks: a bug gets a report dialog, a user error one line.
 
-Exceptions raised in slots (Qt calls Python) and in plain threads end here
-instead of killing the app. Hooks may fire on any thread, so they only post
-to the GUI thread through a queued signal.
+Exceptions raised in slots (Qt calls Python), in plain threads and in tasks
+(`tasks.set_bug_reporter`) end here instead of killing the app. Hooks may fire
+on any thread, so they only post to the GUI thread through a queued signal.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from types import TracebackType
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from macllm_app.core.errors import Cancelled, UserError
+from macllm_app.core.errors import Cancelled, RemoteBug, describe, is_bug
+from macllm_app.ui.tasks import set_bug_reporter
 
 log = logging.getLogger("macllm.ui.crash")
 
@@ -36,9 +37,19 @@ class CrashHandler(QObject):
     def install(self) -> None:
         sys.excepthook = self._excepthook
         threading.excepthook = self._thread_hook
+        set_bug_reporter(self.report_bug)
 
     def uninstall(self) -> None:
         sys.excepthook, threading.excepthook = self._old_hooks
+        set_bug_reporter(None)
+
+    def report_bug(self, exc: BaseException) -> None:
+        """Offer a report for a bug a task raised (its traceback is logged already)."""
+        if isinstance(exc, RemoteBug):
+            details = f"{exc}\n\n{exc.remote_traceback}"
+        else:
+            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.report.emit(describe(exc), details, False)
 
     def _excepthook(self, kind: type[BaseException], exc: BaseException,
                     tb: TracebackType | None) -> None:
@@ -55,9 +66,9 @@ class CrashHandler(QObject):
             return
         if isinstance(exc, Cancelled):
             return
-        if isinstance(exc, UserError):
+        if not is_bug(exc):
             log.warning("%s", exc)
-            self.report.emit(str(exc), "", True)
+            self.report.emit(describe(exc), "", True)
             return
         details = "".join(traceback.format_exception(kind, exc, tb))
         log.error("Unhandled exception:\n%s", details)

@@ -1,4 +1,4 @@
-"""The GUI's handle on the engine host: loads models in workers, survives crashes.
+"""The GUI's handle on the engine host: loads models as tasks, survives crashes.
 
 One `EngineHost` at a time. When it dies (EngineCrashed), the controller drops
 it; the next request starts a fresh host and loads the last model again.
@@ -16,42 +16,37 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import EngineName, LoadConfig, ModelInfo
-from macllm_app.ui.workers import LoadModelWorker
+from macllm_app.core.errors import describe
+from macllm_app.core.library.loading import load_in_host
+from macllm_app.core.library.memory_records import record_measured_peak
+from macllm_app.core.types import EngineName, LoadConfig, ModelInfo
+from macllm_app.ui.tasks import Task, TaskContext
 
 log = logging.getLogger("macllm.ui.engine")
 
+ReadyCallback = Callable[[EngineHost], None]
+FailCallback = Callable[[BaseException], None]
+#: A host replaced while it loads is asked to exit for this long, then killed.
+REPLACED_HOST_GRACE_S = 1.0
 
-class MeasuredLoadWorker(LoadModelWorker):
-    """Loads, then records the host's peak memory next to the library's estimate.
 
-    Only a host's first load is measured: its peak RSS covers every model it ever held.
-    """
-
-    def __init__(self, host: EngineHost, config: LoadConfig, measure: bool) -> None:
-        super().__init__(host, config)
-        self.measure = measure
-
-    def work(self) -> ModelInfo:
-        info = super().work()
-        if not self.measure:
-            return info
+def _load_and_measure(host: EngineHost, config: LoadConfig, measure: bool,
+                      ctx: TaskContext[None]) -> ModelInfo:
+    """Load (on a pool thread), then record the host's peak memory beside the library's
+    estimate. Only a host's first load is measured: its peak covers every model it held."""
+    info = load_in_host(host, config, ctx.progress, ctx.should_stop)
+    if measure:
         try:
-            from macllm_app.core.library.memory_records import record_measured_peak
-
-            peak = int(self.host.stats().get("peak_rss_bytes", 0))
+            peak = host.memory().peak_rss_bytes
             if peak > 0:
-                record_measured_peak(self.config.model_path, self.config.engine,
-                                     info.n_ctx or self.config.n_ctx, peak)
+                record_measured_peak(config.model_path, config.engine,
+                                     info.n_ctx or config.n_ctx, peak)
         except Exception as exc:  # a measurement never spoils a load
             log.warning("Could not record the measured memory: %s", exc)
-        return info
-
-ReadyCallback = Callable[[EngineHost], None]
-FailCallback = Callable[[str], None]
+    return info
 
 
 class EngineController(QObject):
@@ -71,15 +66,15 @@ class EngineController(QObject):
         self._host_loads = 0
         self._host_engine: EngineName | None = None
         self.model: ModelInfo | None = None
-        self._loader: LoadModelWorker | None = None
+        self._loading: Task[ModelInfo, None] | None = None
         self._waiting: list[tuple[ReadyCallback, FailCallback]] = []
 
     # -- state ----------------------------------------------------------------
     def is_ready(self) -> bool:
-        return self.model is not None and self.host.is_alive() and self._loader is None
+        return self.model is not None and self.host.is_alive() and self._loading is None
 
     def is_loading(self) -> bool:
-        return self._loader is not None
+        return self._loading is not None
 
     @property
     def config(self) -> LoadConfig | None:
@@ -102,17 +97,17 @@ class EngineController(QObject):
         try:
             base = config or self._base or self._config_factory()
         except Exception as exc:  # e.g. the bundled model is not installed
-            self._fail_waiting(str(exc))
-            self.load_failed.emit(str(exc))
+            self._fail_waiting(exc)
+            self.load_failed.emit(describe(exc))
             return
         self._base = base
         self._start(base)
 
     def _start(self, config: LoadConfig) -> None:
-        if self._loader is not None:
-            self._loader.cancel()
-            self._loader = None
-            self._replace_host()  # the old load cannot be interrupted; drop its host
+        if self._loading is not None:
+            self._loading.cancel()  # a load cannot be interrupted: its host is killed
+            self._loading = None
+            self._replace_host()
         elif self._host_engine not in (None, config.engine):
             self._replace_host()  # another engine: a fresh process
         self._config = config
@@ -120,20 +115,24 @@ class EngineController(QObject):
             self._replace_host()
         self.model = None
         self._host_engine = config.engine
-        worker = MeasuredLoadWorker(self.host, self._config, measure=self._host_loads == 0)
+        host, measure = self.host, self._host_loads == 0
         self._host_loads += 1
-        worker.progress.connect(self.load_progress)
-        worker.finished.connect(self._on_loaded)
-        worker.failed.connect(self._on_load_failed)
-        worker.cancelled.connect(self._on_load_cancelled)
-        self._loader = worker
-        self.load_started.emit(Path(self._config.model_path).name)
-        worker.start()
+        self._loading = (
+            Task.context(self, lambda ctx: _load_and_measure(host, config, measure, ctx),
+                         key="load", name="load model")
+            .cancel_with(host.kill)
+            .on_progress(self.load_progress.emit)
+            .on_done(self._on_loaded)
+            .on_error(self._on_load_failed)
+            .on_cancelled(self._on_load_cancelled)
+        )
+        self.load_started.emit(Path(config.source_path or config.model_path).name)
+        self._loading.start()
 
     def when_ready(self, ready: ReadyCallback, failed: FailCallback,
                    engine: EngineName | None = None) -> None:
         """Call `ready(host)` once the model is loaded on `engine` (None: its automatic
-        engine), loading it first if needed."""
+        engine), loading it first if needed; `failed(error)` if it cannot be."""
         base = self.base_config()
         if base is not None:
             wanted = replace(base, engine=engine) if engine is not None else base
@@ -146,7 +145,7 @@ class EngineController(QObject):
             ready(self.host)
             return
         self._waiting.append((ready, failed))
-        if self._loader is None:
+        if self._loading is None:
             if self._config is not None:
                 self._start(self._config)  # e.g. after a crash: the same model and engine
             else:
@@ -160,10 +159,10 @@ class EngineController(QObject):
         self.crashed.emit(message)
 
     def shutdown(self) -> None:
-        if self._loader is not None:
-            self._loader.cancel()
-            self.host.kill()
-            self._loader.wait(5000)
+        loading, self._loading = self._loading, None
+        if loading is not None:
+            loading.cancel()
+            loading.wait(5.0)
         self.host.shutdown(timeout=3.0)
 
     # -- internals ------------------------------------------------------------
@@ -173,34 +172,26 @@ class EngineController(QObject):
         self._host_loads = 0
         self._host_engine = None
         old.kill()
-        old.shutdown(timeout=1.0)
+        old.shutdown(timeout=REPLACED_HOST_GRACE_S)
 
-    @Slot(object)
-    def _on_loaded(self, info: object) -> None:
-        if self.sender() is not self._loader or not isinstance(info, ModelInfo):
-            return  # a superseded load
-        self._loader = None
+    def _on_loaded(self, info: ModelInfo) -> None:
+        self._loading = None
         self.model = info
         self.loaded.emit(info)
         waiting, self._waiting = self._waiting, []
         for ready, _failed in waiting:
             ready(self.host)
 
-    @Slot(str)
-    def _on_load_failed(self, message: str) -> None:
-        if self.sender() is not self._loader:
-            return
-        self._loader = None
+    def _on_load_failed(self, error: BaseException) -> None:
+        self._loading = None
         self.model = None
-        self.load_failed.emit(message)
-        self._fail_waiting(message)
+        self.load_failed.emit(describe(error))
+        self._fail_waiting(error)
 
-    @Slot()
     def _on_load_cancelled(self) -> None:
-        if self.sender() is self._loader:
-            self._loader = None
+        self._loading = None
 
-    def _fail_waiting(self, message: str) -> None:
+    def _fail_waiting(self, error: BaseException) -> None:
         waiting, self._waiting = self._waiting, []
         for _ready, failed in waiting:
-            failed(message)
+            failed(error)

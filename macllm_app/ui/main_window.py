@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import (
@@ -30,10 +29,11 @@ from macllm_app import __version__
 from macllm_app.core import paths
 from macllm_app.core import settings as settings_mod
 from macllm_app.core.chat.store import ChatStore
-from macllm_app.core.engines.select import default_engine_for
-from macllm_app.core.engines.types import LoadConfig, ModelInfo
+from macllm_app.core.errors import UserError
+from macllm_app.core.library.model_choice import load_config_for
 from macllm_app.core.platform import current as current_platform
 from macllm_app.core.settings import Settings
+from macllm_app.core.types import ModelInfo
 from macllm_app.ui.actions import ActionRegistry
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.panes.chat.pane import ChatPane
@@ -42,7 +42,7 @@ from macllm_app.ui.panes.library.pane import LibraryPane
 from macllm_app.ui.panes.registry import PANES, AppContext
 from macllm_app.ui.preferences import PreferencesDialog
 from macllm_app.ui.status_bar import StatusBar
-from macllm_app.ui.workers import FunctionWorker, wait_for_workers
+from macllm_app.ui.tasks import Poll, cancel_all_and_wait
 
 log = logging.getLogger("macllm.ui.window")
 
@@ -61,8 +61,7 @@ class MainWindow(QMainWindow):
         self.store = store if store is not None else ChatStore()
         self._owns_store = store is None
         self.store.mark_interrupted_replies()
-        self.engine = EngineController(lambda: settings_mod.load_config(self.settings.engine),
-                                       self)
+        self.engine = EngineController(lambda: load_config_for(self.settings.engine), self)
         self.action_registry = ActionRegistry(self)
         self.status = StatusBar()
         self.setStatusBar(self.status)
@@ -110,10 +109,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._wire_actions()
         self._wire_engine()
-        self._memory_timer = QTimer(self)
-        self._memory_timer.setInterval(MEMORY_POLL_MS)
-        self._memory_timer.timeout.connect(self._poll_memory)
-        self._memory_worker: FunctionWorker | None = None
+        self._memory_poll = Poll(self, MEMORY_POLL_MS, current_platform().memory_pressure,
+                                 self.status.set_memory_pressure, name="memory pressure")
         self._restore_state()
 
     # -- panes ----------------------------------------------------------------
@@ -207,7 +204,7 @@ class MainWindow(QMainWindow):
             self.settings = new
             settings_mod.save(new)
             if engine_changed:
-                self.engine.load(settings_mod.load_config(new.engine))
+                self.engine.load(load_config_for(new.engine))
 
     @Slot()
     def run_model(self) -> None:
@@ -218,14 +215,11 @@ class MainWindow(QMainWindow):
 
     def load_model(self, path: str) -> None:
         try:
-            engine = default_engine_for(Path(path))
-        except Exception as exc:
+            config = load_config_for(self.settings.engine, path)
+        except UserError as exc:
             self._status_message(str(exc))
             return
-        base = self.settings.engine
-        self.engine.load(LoadConfig(model_path=path, engine=engine, n_ctx=base.n_ctx,
-                                    n_threads=base.n_threads, n_batch=base.n_batch,
-                                    n_gpu_layers=base.n_gpu_layers))
+        self.engine.load(config)
 
     @Slot(str)
     def _load_from_library(self, path: str) -> None:
@@ -257,23 +251,12 @@ class MainWindow(QMainWindow):
                           f"<b>MacLLM {__version__}</b><br>Run local language models "
                           "with llama.cpp and MLX.")
 
-    # -- memory pressure (polled off the GUI thread) -----------------------------
-    @Slot()
-    def _poll_memory(self) -> None:
-        if self._memory_worker is not None and self._memory_worker.outcome == "running":
-            return
-        worker = FunctionWorker(lambda: current_platform().memory_pressure())
-        worker.finished.connect(self.status.set_memory_pressure)
-        self._memory_worker = worker
-        worker.start()
-
     # -- lifetime -----------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if self._load_on_show:
             self._load_on_show = False
-            self._memory_timer.start()
-            self._poll_memory()
+            self._memory_poll.start()
             QTimer.singleShot(0, self.engine.load)
 
     def _restore_state(self) -> None:
@@ -297,17 +280,15 @@ class MainWindow(QMainWindow):
             log.warning("Could not save settings: %s", exc)
 
     def shutdown(self) -> None:
-        """Stop streaming, join workers, stop the engine host. Safe to call twice."""
+        """Stop streaming, end every task, stop the engine host. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        self._memory_timer.stop()
-        worker = self.chat.worker
+        self._memory_poll.stop()
         self.chat.stop()
-        if worker is not None:
-            worker.wait(4000)
+        self.chat.controller.wait(4.0)
         self.engine.shutdown()
-        wait_for_workers(5000)
+        cancel_all_and_wait(5.0)
         if self._owns_store:
             self.store.close()
 

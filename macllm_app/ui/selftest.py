@@ -34,8 +34,8 @@ def _run(timeout_s: float) -> str:
     from PySide6.QtWidgets import QApplication
 
     from macllm_app.core import settings as settings_mod
+    from macllm_app.core.logs import setup_logging
     from macllm_app.ui.crash import CrashHandler
-    from macllm_app.ui.logs import setup_logging
     from macllm_app.ui.main_window import MainWindow
 
     setup_logging(to_file=False)
@@ -62,7 +62,8 @@ def _run(timeout_s: float) -> str:
 
     def on_streaming(streaming: bool) -> None:
         if not streaming and "reason" not in outcome:
-            text = window.chat.view.streamed_text()
+            shown = window.chat.view.messages()
+            text = shown[-1].content if shown and shown[-1].role == "assistant" else ""
             done("" if text.strip() else "the reply ended without any text")
 
     def start() -> None:

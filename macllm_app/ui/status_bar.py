@@ -8,8 +8,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
-from macllm_app.core.engines.types import ModelInfo
 from macllm_app.core.library.mlx_copies import PROGRESS_PREFIX as MLX_COPY_PROGRESS
+from macllm_app.core.types import ModelInfo
 
 UNDO_TIMEOUT_MS = 10_000
 PRESSURE_TEXT = {"normal": "Memory: normal", "warning": "Memory: under pressure",

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from macllm_app.core.engines.select import installed_engines
-from macllm_app.core.library.formats import inspect_model
-from macllm_app.core.library.mlx_folder import validate_mlx_folder
+from macllm_app.core.formats.inspect import inspect_model
+from macllm_app.core.formats.mlx_folder import validate_mlx_folder
 from tests.gui.library_helpers import cells, click_box_button, open_library, rows_by_path
 from tests.library.gguf_writer import TinyGGUF
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from macllm_app.core.engines.types import Event, Finished, GenerationStats, TextDelta
 from macllm_app.core.errors import EngineCrashed, UserError
+from macllm_app.core.types import Event, Finished, GenerationStats, TextDelta
 from macllm_app.ui import workers
 from macllm_app.ui.workers import FunctionWorker, GenerationWorker
 

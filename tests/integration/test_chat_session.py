@@ -18,8 +18,8 @@ import pytest
 
 from macllm_app.core.chat.session import ChatSession
 from macllm_app.core.chat.store import ChatStore
-from macllm_app.core.engines.types import Finished, TextDelta
 from macllm_app.core.errors import EngineCrashed, EngineError
+from macllm_app.core.types import Finished, TextDelta
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     from macllm_app.core.chat.session import ChatSession
     from macllm_app.core.chat.store import ChatStore
-    from macllm_app.core.engines.types import Finished, GenerationStats, TextDelta
+    from macllm_app.core.types import Finished, GenerationStats, TextDelta
 
     class SlowTokens:
         model = None

@@ -58,7 +58,7 @@ def _prompt(tokenizer: Any) -> str:
 
 
 def test_folder_is_a_standard_mlx_lm_llama(converted_default_model: Path) -> None:
-    from macllm_app.core.library.mlx_folder import validate_mlx_folder
+    from macllm_app.core.formats.mlx_folder import validate_mlx_folder
 
     meta = validate_mlx_folder(converted_default_model)
     assert (meta.architecture, meta.n_layers, meta.vocab_size) == ("llama", 30, 49152)

@@ -11,7 +11,8 @@ import pytest
 
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.host_main import FLUSH_TOKENS
-from macllm_app.core.engines.types import (
+from macllm_app.core.errors import EngineCrashed, EngineError
+from macllm_app.core.types import (
     GenerationRequest,
     GenerationStats,
     LoadConfig,
@@ -19,7 +20,6 @@ from macllm_app.core.engines.types import (
     SamplingParams,
     TextDelta,
 )
-from macllm_app.core.errors import EngineCrashed, EngineError
 from tests.engine_events import collect_events, greedy_request, stream_and_cancel
 
 pytestmark = pytest.mark.llamacpp

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import LoadConfig
 from macllm_app.core.errors import EngineError
+from macllm_app.core.types import LoadConfig
 
 pytestmark = pytest.mark.llamacpp
 
@@ -32,7 +32,7 @@ def test_corrupt_gguf_is_refused_and_the_host_survives(tmp_path: Path,
 
 
 def test_token_prompt_matches_text_prompt_and_bad_ids_are_refused(llama_host: EngineHost) -> None:
-    from macllm_app.core.engines.types import (
+    from macllm_app.core.types import (
         Finished,
         GenerationRequest,
         SamplingParams,

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from macllm_app.core.engines.types import (
+from macllm_app.core.errors import EngineError, TemplateError, UserError
+from macllm_app.core.types import (
     Finished,
     GenerationRequest,
     GenerationStats,
@@ -19,7 +20,6 @@ from macllm_app.core.engines.types import (
     SamplingParams,
     TextDelta,
 )
-from macllm_app.core.errors import EngineError, TemplateError, UserError
 from tests.engine_events import collect_events
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def test_hostile_template_override_fails_the_load(default_model: Path) -> None:
 def test_llama_cpp_logging_stays_off_stderr(default_model: Path) -> None:
     script = (
         "from macllm_app.core.engines.llamacpp import LlamaCppEngine\n"
-        "from macllm_app.core.engines.types import *\n"
+        "from macllm_app.core.types import *\n"
         "e = LlamaCppEngine()\n"
         f"e.load(LoadConfig(model_path={str(default_model)!r}, n_ctx=256, n_threads=2),"
         " lambda f, m: None)\n"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from macllm_app.core.engines.types import (
+from macllm_app.core.errors import EngineError, ModelFileError, TemplateError
+from macllm_app.core.types import (
     GenerationRequest,
     GenerationStats,
     LoadConfig,
@@ -16,7 +17,6 @@ from macllm_app.core.engines.types import (
     SamplingParams,
     TextDelta,
 )
-from macllm_app.core.errors import EngineError, ModelFileError, TemplateError
 from tests.engine_events import collect_events, greedy_request
 from tests.mlx_tiny import make_tiny_mlx_model
 

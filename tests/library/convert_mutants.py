@@ -15,8 +15,8 @@ from pathlib import Path
 def main(paths: list[str]) -> None:
     from macllm_app.core.convert.gguf_to_mlx import convert_gguf_to_mlx
     from macllm_app.core.engines.mlx_engine import MLXEngine
-    from macllm_app.core.engines.types import GenerationRequest, LoadConfig, SamplingParams
     from macllm_app.core.errors import UserError
+    from macllm_app.core.types import GenerationRequest, LoadConfig, SamplingParams
 
     request = GenerationRequest(prompt="Hi", sampling=SamplingParams.greedy(max_tokens=2))
 

@@ -41,7 +41,7 @@ class FieldMap:
     @classmethod
     def of(cls, path: Path) -> FieldMap:
         """Map a valid GGUF file's header (read only up to the data section)."""
-        from macllm_app.core.library.gguf_reader import read_gguf_header
+        from macllm_app.core.formats.gguf_reader import read_gguf_header
 
         info = read_gguf_header(path)
         with path.open("rb") as f:

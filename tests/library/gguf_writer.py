@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macllm_app.core.library.ggml_types import FILE_TYPES, TENSOR_TYPES, tensor_nbytes
+from macllm_app.core.formats.ggml_types import FILE_TYPES, TENSOR_TYPES, tensor_nbytes
 
 T_UINT32, T_INT32, T_FLOAT32, T_BOOL, T_STRING, T_ARRAY, T_UINT64 = 4, 5, 6, 7, 8, 9, 10
 _FMT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<B",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from macllm_app.core.errors import ModelFileError
-from macllm_app.core.library.formats import inspect_model
+from macllm_app.core.formats.inspect import inspect_model
 from tests.library.gguf_corpus import FieldMap, materialize
 
 ROOT = Path(__file__).resolve().parents[2]

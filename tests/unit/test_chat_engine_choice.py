@@ -12,7 +12,7 @@ import pytest
 from macllm_app.core.chat.records import StoredMessage, check_settings, engine_choice
 from macllm_app.core.chat.session import ChatSession, sampling_params
 from macllm_app.core.chat.store import ChatStore
-from macllm_app.core.engines.types import (
+from macllm_app.core.types import (
     Event,
     Finished,
     GenerationRequest,

@@ -13,7 +13,7 @@ import pytest
 
 from macllm_app.core.chat.session import ChatSession, sampling_params
 from macllm_app.core.chat.store import ChatStore
-from macllm_app.core.engines.types import (
+from macllm_app.core.types import (
     Event,
     Finished,
     GenerationRequest,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from macllm_app.core.chat.template import CHATML_TEMPLATE, ChatTemplate
-from macllm_app.core.engines.types import Message
+from macllm_app.core.engines.prompt.template import CHATML_TEMPLATE, ChatTemplate
 from macllm_app.core.errors import TemplateError
+from macllm_app.core.types import Message
 
 CONVERSATION = (
     Message("system", "Be brief."),

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from macllm_app.core.chat.context_policy import (
+from macllm_app.core.engines.prompt.context_policy import (
     MIN_REPLY_TOKENS,
     fit_to_context,
     prompt_budget,
 )
-from macllm_app.core.engines.types import Message
 from macllm_app.core.errors import EngineError
+from macllm_app.core.types import Message
 
 OVERHEAD = 3  # per-message template tokens of the fake counter
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from macllm_app.core.engines.select import installed_engines
+from macllm_app.core.formats.inspect import inspect_model
 from macllm_app.core.library.conversions import (
     conversion_info,
     default_gguf_dest,
@@ -17,7 +18,6 @@ from macllm_app.core.library.conversions import (
     mlx_conversion_block,
     partial_cleanup,
 )
-from macllm_app.core.library.formats import inspect_model
 from tests.library.gguf_writer import TinyGGUF
 from tests.library.mlx_fixtures import make_mlx_folder
 

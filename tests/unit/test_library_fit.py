@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from macllm_app.core.formats.inspect import inspect_model
 from macllm_app.core.hardware.fit import (
     ModelShape,
     estimate,
@@ -14,7 +15,6 @@ from macllm_app.core.hardware.fit import (
     shape_of,
 )
 from macllm_app.core.library import commands
-from macllm_app.core.library.formats import inspect_model
 
 GiB = 2**30
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from macllm_app.core.errors import ModelFileError
-from macllm_app.core.library.formats import inspect_model
+from macllm_app.core.formats.inspect import inspect_model
 from tests.library.mlx_fixtures import make_mlx_folder, write_safetensors
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from macllm_app.core.engines.stop_strings import StopMatcher, finish_stream
+from macllm_app.core.engines.prompt.stop_strings import StopMatcher, finish_stream
 
 
 def run(stops: list[str], pieces: list[str]) -> tuple[list[str], bool]:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from macllm_app.core.engines.types import EngineName, Role
+from macllm_app.core.types import ENGINES, EngineName, Role, engine_named
 
 MessageStatus = Literal["complete", "streaming", "interrupted", "cancelled", "error"]
 ReplyOutcome = Literal["complete", "interrupted", "cancelled", "error"]
@@ -21,7 +21,6 @@ SETTING_TYPES: dict[str, type] = {
 ENGINE_SETTING = "engine"
 """The conversation's engine choice in its settings; absent means automatic (the
 engine the app picks for the model's format)."""
-ENGINE_CHOICES: tuple[EngineName, ...] = ("llama.cpp", "mlx")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +83,9 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for name, value in settings.items():
         if name == ENGINE_SETTING:
-            if value not in (None, "auto", *ENGINE_CHOICES):
+            if value not in (None, "auto", *ENGINES):
                 raise ValueError(f"unknown engine {value!r}")
-            if value in ENGINE_CHOICES:
+            if value in ENGINES:
                 clean[name] = value
             continue
         kind = SETTING_TYPES.get(name)
@@ -105,5 +104,4 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def engine_choice(settings: dict[str, Any]) -> EngineName | None:
     """The engine a conversation asks for, or None for automatic."""
-    value = settings.get(ENGINE_SETTING)
-    return next((engine for engine in ENGINE_CHOICES if engine == value), None)
+    return engine_named(settings.get(ENGINE_SETTING))

@@ -1,7 +1,7 @@
-"""One chat turn, from the user's words to a stored reply. Used by the CLI, the GUI
-worker and the server, so every front end saves chats the same way.
+"""One chat turn, from the user's words to a stored reply (the chat pane's generation
+task runs it on a pool thread).
 
-Order of work (architecture rule 5, "nothing is lost"): the user message is
+Order of work, so that nothing is lost: the user message is
 committed before the engine is asked anything; the reply row exists (status
 "streaming") before the first token; the partial text is saved at least every
 `checkpoint_interval_s` while it streams; the reply's final status is saved
@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 from macllm_app.core.chat.records import SETTING_TYPES, ReplyOutcome, StoredMessage
 from macllm_app.core.chat.store import ChatStore
-from macllm_app.core.engines.types import (
+from macllm_app.core.errors import EngineCrashed, EngineError, UserError
+from macllm_app.core.types import (
     Event,
     Finished,
     FinishReason,
@@ -29,7 +30,6 @@ from macllm_app.core.engines.types import (
     SamplingParams,
     TextDelta,
 )
-from macllm_app.core.errors import EngineCrashed, EngineError, UserError
 
 CHECKPOINT_INTERVAL_S = 0.25
 
@@ -115,7 +115,8 @@ class ChatSession:
         return self._reply(self.user_message.id)
 
     def cancel(self) -> None:
-        """Stop the reply being generated; it is stored as "cancelled" with its text so far."""
+        """Stop the reply being generated, or the next one if it has not begun; it is
+        stored as "cancelled" with its text so far."""
         self._cancel_requested.set()
         self.host.cancel()
 
@@ -132,7 +133,6 @@ class ChatSession:
 
     # -- the reply ----------------------------------------------------------
     def _new_turn(self) -> None:
-        self._cancel_requested.clear()
         self.user_message = None
         self.reply_id = None
 
@@ -161,6 +161,7 @@ class ChatSession:
         reply_id = self.store.start_reply(self.conversation_id, parent_id).id
         self.reply_id = reply_id
         if self._cancel_requested.is_set():
+            self._cancel_requested.clear()
             self.store.finish_reply(reply_id, "", "cancelled")
             return
         parts: list[str] = []
@@ -200,6 +201,7 @@ class ChatSession:
             status, error = "error", f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            self._cancel_requested.clear()  # a cancel stops one reply
             try:
                 if not finished:
                     self.store.finish_reply(reply_id, "".join(parts), status, error=error)

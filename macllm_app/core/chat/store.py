@@ -7,7 +7,7 @@ panic can drop the last commits (the file stays consistent), which spares a
 laptop an fsync for each of the several checkpoints per second of a stream.
 
 Threads: one connection opened with `check_same_thread=False`, every call
-serialized by a re-entrant lock, so the GUI thread and a worker thread may
+serialized by a re-entrant lock, so the GUI thread and a task thread may
 share one store. Several processes may open the same file (WAL + busy timeout).
 
 Messages form a tree (`parent_id`): editing a message adds a sibling branch and
@@ -43,8 +43,8 @@ from macllm_app.core.chat.records import (
 )
 from macllm_app.core.chat.schema import migrate
 from macllm_app.core.chat.search import SearchHit
-from macllm_app.core.engines.types import Role
 from macllm_app.core.errors import UserError
+from macllm_app.core.types import Role
 
 __all__ = ["ACTIVE_LEAF", "DEFAULT_TITLE", "ChatStore", "Conversation", "MessageStatus",
            "ReplyOutcome", "SearchHit", "StoredMessage"]

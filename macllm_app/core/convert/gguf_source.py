@@ -7,7 +7,6 @@ MLX's layout: `NAME.weight` (uint32), `NAME.scales` and `NAME.biases`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,13 @@ from typing import Any
 import numpy as np
 
 from macllm_app.core.convert import gguf_quants
-from macllm_app.core.convert.progress import Progress
 from macllm_app.core.errors import Cancelled, ModelFileError
-from macllm_app.core.library.ggml_types import MLX_GGUF_TYPES
-from macllm_app.core.library.gguf_reader import GGUFHeader, read_gguf_header
+from macllm_app.core.formats.ggml_types import MLX_GGUF_TYPES
+from macllm_app.core.formats.gguf_reader import GGUFHeader, read_gguf_header
+from macllm_app.core.types import ProgressCallback, StopCheck
 
 SUPPORTED_ARCHITECTURES = frozenset({"llama"})
 
-ShouldStop = Callable[[], bool]
 
 
 @dataclass
@@ -78,8 +76,8 @@ def _load_with_mlx(header: GGUFHeader) -> GGUFContents:
     return contents
 
 
-def _load_with_gguf(header: GGUFHeader, progress: Progress,
-                    should_stop: ShouldStop) -> GGUFContents:
+def _load_with_gguf(header: GGUFHeader, progress: ProgressCallback,
+                    should_stop: StopCheck) -> GGUFContents:
     import mlx.core as mx
     from gguf import GGUFReader
 
@@ -112,7 +110,8 @@ def _load_with_gguf(header: GGUFHeader, progress: Progress,
     return contents
 
 
-def load_gguf(header: GGUFHeader, progress: Progress, should_stop: ShouldStop) -> GGUFContents:
+def load_gguf(header: GGUFHeader, progress: ProgressCallback,
+              should_stop: StopCheck) -> GGUFContents:
     """All metadata and tensors. Files whose tensor types MLX reads natively go
     through `mx.load`; others through the gguf package, decoding what MLX cannot."""
     if all(t.type_name in MLX_GGUF_TYPES for t in header.tensors):

@@ -18,14 +18,15 @@ from typing import Any
 from macllm_app.core.convert.gguf_source import load_gguf, open_llama_gguf
 from macllm_app.core.convert.gguf_tokenizer import check_tokenizer_kind, write_tokenizer_files
 from macllm_app.core.convert.llama_weights import llama_config, map_weights, quantization_config
-from macllm_app.core.convert.progress import Progress, monotonic, span
 from macllm_app.core.convert.staging import check_dest_folder, staged_folder
 from macllm_app.core.errors import Cancelled
+from macllm_app.core.progress import monotonic, span
+from macllm_app.core.types import ProgressCallback
 
 log = logging.getLogger("macllm.convert")
 
 
-def convert_gguf_to_mlx(src: Path, dest: Path, progress: Progress | None = None,
+def convert_gguf_to_mlx(src: Path, dest: Path, progress: ProgressCallback | None = None,
                         should_stop: Callable[[], bool] | None = None) -> Path:
     """Convert `src` (a llama GGUF file) into the new MLX folder `dest`; return `dest`.
 
@@ -36,7 +37,7 @@ def convert_gguf_to_mlx(src: Path, dest: Path, progress: Progress | None = None,
     """
     import mlx.core as mx
 
-    from macllm_app.core.library.mlx_folder import validate_mlx_folder
+    from macllm_app.core.formats.mlx_folder import validate_mlx_folder
 
     report = monotonic(progress)
     stop = should_stop or (lambda: False)

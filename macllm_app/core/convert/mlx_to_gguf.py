@@ -22,10 +22,11 @@ from macllm_app.core.convert.gguf_vocab import (
     pre_tokenizer_name,
     vocab_metadata,
 )
-from macllm_app.core.convert.progress import Progress, monotonic
 from macllm_app.core.convert.rope import llama3_rope_factors
 from macllm_app.core.convert.staging import check_dest_file, staged_file
 from macllm_app.core.errors import Cancelled, ModelFileError, UserError
+from macllm_app.core.progress import monotonic
+from macllm_app.core.types import ProgressCallback
 
 log = logging.getLogger("macllm.convert")
 EXPORTABLE_TYPES = frozenset({"llama", "mistral"})  # mlx-lm runs both with its llama model
@@ -33,7 +34,7 @@ _GGUF_F16 = 1  # general.file_type: LLAMA_FTYPE_MOSTLY_F16
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
-    from macllm_app.core.library.mlx_folder import validate_mlx_folder
+    from macllm_app.core.formats.mlx_folder import validate_mlx_folder
 
     validate_mlx_folder(folder)
     config = json.loads((folder / "config.json").read_bytes())
@@ -146,7 +147,7 @@ def _eos_ids(config: dict[str, Any]) -> list[int]:
     return [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
 
 
-def export_mlx_to_gguf(src_folder: Path, dest_file: Path, progress: Progress | None = None,
+def export_mlx_to_gguf(src_folder: Path, dest_file: Path, progress: ProgressCallback | None = None,
                        should_stop: Callable[[], bool] | None = None) -> Path:
     """Write the llama MLX folder `src_folder` as the new F16 GGUF `dest_file`.
 
@@ -160,7 +161,7 @@ def export_mlx_to_gguf(src_folder: Path, dest_file: Path, progress: Progress | N
     from mlx_lm.gguf import permute_weights, translate_weight_names
     from mlx_lm.utils import dequantize_model, load_model
 
-    from macllm_app.core.library.gguf_reader import read_gguf_header
+    from macllm_app.core.formats.gguf_reader import read_gguf_header
 
     report = monotonic(progress)
     stop = should_stop or (lambda: False)

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Protocol
 
-from macllm_app.core.engines.types import Event, GenerationRequest, LoadConfig, ModelInfo
-
-StopCheck = Callable[[], bool]
-ProgressCallback = Callable[[float, str], None]
+from macllm_app.core.types import (
+    Event,
+    GenerationRequest,
+    LoadConfig,
+    ModelInfo,
+    ProgressCallback,
+    StopCheck,
+)
 
 
 class Engine(Protocol):
     """An engine owns one loaded model. It runs inside the engine host.
 
-    `stream` yields `TextDelta`s then exactly one `Finished`. It calls
-    `should_stop()` once per generated token and, when it returns True, ends
-    with finish_reason "cancelled". Problems the engine survives raise
-    `EngineError` (a `UserError`).
+    `stream` yields `TextDelta`s (and a `LiveStats` a few times a second), then
+    exactly one `Finished`. It calls `should_stop()` once per generated token
+    and, when it returns True, ends with finish_reason "cancelled". Problems
+    the engine survives raise `EngineError` (a `UserError`); anything else is
+    a bug and reaches the app as one.
     """
 
     name: str
@@ -31,20 +36,3 @@ class Engine(Protocol):
     def tokenize(self, text: str) -> list[int]: ...
 
     def unload(self) -> None: ...
-
-
-def create_engine(name: str) -> Engine:
-    """Import and build an engine by name (only ever called inside the host)."""
-    if name == "llama.cpp":
-        from macllm_app.core.engines.llamacpp import LlamaCppEngine
-
-        return LlamaCppEngine()
-    from macllm_app.core.errors import EngineError
-
-    if name == "mlx":
-        try:
-            from macllm_app.core.engines.mlx_engine import MLXEngine
-        except ImportError as exc:
-            raise EngineError(f"MLX is not available on this machine ({exc}).") from exc
-        return MLXEngine()
-    raise EngineError(f"Unknown engine {name!r} (choose llama.cpp or mlx).")

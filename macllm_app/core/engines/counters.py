@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from macllm_app.core.engines.types import FinishReason, GenerationStats
-from macllm_app.core.hardware.memory import peak_rss_bytes
+from macllm_app.core.platform.memory import peak_rss_bytes
+from macllm_app.core.types import FinishReason, GenerationStats, LiveStats
+
+#: How often an engine reports its speed while it generates (`LiveStats` events).
+LIVE_STATS_INTERVAL_S = 0.25
 
 
 class GenerationCounters:
@@ -26,6 +29,11 @@ class GenerationCounters:
     def decode_tps(self) -> float:
         span = self.last - self.first
         return (self.generated - 1) / span if self.generated > 1 and span > 0 else 0.0
+
+    def live(self) -> LiveStats:
+        """The speed so far, for a `LiveStats` event."""
+        return LiveStats(generated_tokens=self.generated, decode_tps=self.decode_tps(),
+                         ttft_s=self.first - self.started)
 
     def stats(self, *, prompt_tokens: int, cached_tokens: int, n_ctx: int, dropped: int,
               engine: str, model: str, engine_peak_bytes: int = 0) -> GenerationStats:

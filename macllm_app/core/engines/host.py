@@ -2,59 +2,45 @@
 
 A native crash, a kill or an out-of-memory death takes only the child with it;
 callers see `EngineCrashed` and can start a new host. Requests are serialized:
-one generation at a time per host.
+one generation at a time per host. What crosses the pipe keeps its type:
+events and stats arrive as themselves, a problem the engine survived as
+`EngineError` (one line), and a bug inside the host as `RemoteBug` with the
+host's traceback, logged here too.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import signal
 import threading
-from collections.abc import Callable, Iterator
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from collections.abc import Iterator
 from typing import Any
 
-from macllm_app.core.engines.types import (
+from macllm_app.core.child_process import ChildProcess
+from macllm_app.core.errors import EngineCrashed, EngineError, RemoteBug
+from macllm_app.core.types import (
     Event,
     Finished,
     GenerationRequest,
-    GenerationStats,
+    HostMemory,
     LoadConfig,
     ModelInfo,
-    TextDelta,
+    ProgressCallback,
 )
-from macllm_app.core.errors import EngineCrashed, EngineError
 
 log = logging.getLogger("macllm.engine.host")
 
-ProgressHandler = Callable[[float, str], None]
-
-
-def describe_exit(exitcode: int | None) -> str:
-    """Plain words for how a process ended."""
-    if exitcode is None:
-        return "it stopped responding"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        if name == "SIGKILL":
-            return "killed by SIGKILL, possibly out of memory"
-        return f"crashed with {name}"
-    return f"exit code {exitcode}"
+#: A host asked to shut down unloads its model (freeing a large model's memory
+#: can take a few seconds) before it exits; after this long it is killed.
+SHUTDOWN_GRACE_S = 5.0
+#: After the pipe reports the host gone, how long to wait for its exit code.
+EXIT_CODE_WAIT_S = 2.0
 
 
 class EngineHost:
     """Starts, talks to, and watches one engine host process."""
 
     def __init__(self) -> None:
-        self._ctx = mp.get_context("spawn")
-        self._process: BaseProcess | None = None
-        self._conn: Connection | None = None
-        self._cancel = self._ctx.RawValue("i", 0)
+        self._child: ChildProcess | None = None
         self._lock = threading.Lock()
         self.model: ModelInfo | None = None
         self.config: LoadConfig | None = None
@@ -62,92 +48,89 @@ class EngineHost:
     # -- process lifetime -------------------------------------------------
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.pid if self._child is not None else None
 
     def is_alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        return self._child is not None and self._child.is_alive()
 
     def start(self) -> None:
         if self.is_alive():
             return
         from macllm_app.core.engines.host_main import host_main
 
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=host_main, args=(child_conn, self._cancel), name="macllm-engine-host",
-            daemon=True,
-        )
-        process.start()
-        child_conn.close()  # so recv() sees EOF as soon as the child dies
-        self._process, self._conn = process, parent_conn
+        child = ChildProcess(host_main, name="macllm-engine-host", duplex=True)
+        child.start()
+        self._child = child
         self.model = None
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Ask the host to exit; kill it if it does not."""
+    def shutdown(self, timeout: float = SHUTDOWN_GRACE_S) -> None:
+        """Ask the host to exit; kill it if it has not within `timeout` seconds."""
         with self._lock:
-            process, conn = self._process, self._conn
-            self._process, self._conn, self.model = None, None, None
-            if process is None or conn is None:
+            child, self._child, self.model = self._child, None, None
+            if child is None:
                 return
             try:
-                if process.is_alive():
-                    conn.send(("shutdown",))
-                    if conn.poll(timeout):
-                        conn.recv()
+                if child.is_alive():
+                    child.conn.send(("shutdown",))
+                    if child.conn.poll(timeout):
+                        child.conn.recv()
             except (OSError, EOFError):
                 pass
-            process.join(timeout)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout)
-            conn.close()
+            child.stop(timeout)
 
     def kill(self) -> None:
         """Forceful stop for native calls that cannot be interrupted."""
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
+        if self._child is not None:
+            self._child.kill()
 
     # -- protocol ---------------------------------------------------------
-    def _require(self) -> Connection:
-        if self._conn is None or self._process is None:
+    def _require(self) -> ChildProcess:
+        if self._child is None:
             raise EngineCrashed("the engine host is not running")
-        return self._conn
+        return self._child
 
     def _crashed(self) -> EngineCrashed:
-        process = self._process
-        exitcode = None
-        if process is not None:
-            process.join(2.0)
-            exitcode = process.exitcode
-        if self._conn is not None:
-            self._conn.close()
-        self._process, self._conn, self.model = None, None, None
-        return EngineCrashed(describe_exit(exitcode))
+        child, self._child, self.model = self._child, None, None
+        detail = "the engine host is not running"
+        if child is not None:
+            child.join(EXIT_CODE_WAIT_S)
+            child.conn.close()
+            detail = child.describe_exit()
+        return EngineCrashed(detail)
 
     def _recv(self) -> Any:
-        conn = self._require()
+        child = self._require()
         try:
-            return conn.recv()
-        except (EOFError, OSError, ConnectionResetError):
+            return child.conn.recv()
+        except (EOFError, OSError):
             raise self._crashed() from None
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        conn = self._require()
+        child = self._require()
         try:
-            conn.send(message)
-        except (OSError, BrokenPipeError):
+            child.conn.send(message)
+        except OSError:
             raise self._crashed() from None
+
+    @staticmethod
+    def _failure(reply: tuple[Any, ...]) -> Exception:
+        """The exception an "error" or "bug" reply stands for."""
+        if reply[0] == "bug":
+            summary, trace = reply[1], reply[2]
+            log.error("bug in the engine host: %s\n%s", summary, trace)
+            return RemoteBug(summary, trace, "the engine host")
+        return EngineError(reply[1])
 
     def _call(self, message: tuple[Any, ...]) -> Any:
         with self._lock:
             self._send(message)
             reply = self._recv()
-        if reply[0] == "error":
-            raise EngineError(reply[1])
+        if reply[0] in ("error", "bug"):
+            raise self._failure(reply)
         return reply[1]
 
     # -- public API -------------------------------------------------------
-    def load(self, config: LoadConfig, progress: ProgressHandler | None = None) -> ModelInfo:
+    def load(self, config: LoadConfig, progress: ProgressCallback | None = None) -> ModelInfo:
         """Load a model (starting the host if needed); relays load progress."""
         self.start()
         with self._lock:
@@ -158,8 +141,8 @@ class EngineHost:
                     if progress is not None:
                         progress(reply[1], reply[2])
                     continue
-                if reply[0] == "error":
-                    raise EngineError(reply[1])
+                if reply[0] in ("error", "bug"):
+                    raise self._failure(reply)
                 info: ModelInfo = reply[1]
                 self.model, self.config = info, config
                 return info
@@ -176,48 +159,50 @@ class EngineHost:
         tokens: list[int] = self._call(("tokenize", text))
         return tokens
 
-    def stats(self) -> dict[str, int]:
-        result: dict[str, int] = self._call(("stats",))
-        return result
+    def memory(self) -> HostMemory:
+        """The host process's memory, as it measures itself."""
+        memory: HostMemory = self._call(("memory",))
+        return memory
 
     def cancel(self) -> None:
         """Ask the running generation to stop; it ends within one token."""
-        self._cancel.value = 1
+        child = self._child
+        if child is not None:
+            child.request_cancel()
 
     def stream(self, request: GenerationRequest) -> Iterator[Event]:
-        """Generate, yielding `TextDelta`s then one `Finished`.
+        """Generate, yielding `TextDelta`s and `LiveStats`, then one `Finished`.
 
         Abandoning the iterator cancels the generation and drains it, so the
         host is ready for the next request.
         """
         with self._lock:
-            self._cancel.value = 0
+            self._require().clear_cancel()
             self._send(("generate", request))
             done = False
             try:
                 while True:
                     reply = self._recv()
                     kind = reply[0]
-                    if kind == "delta":
-                        yield TextDelta(reply[1], reply[2])
-                    elif kind == "done":
+                    if kind == "event":
+                        event: Event = reply[1]
+                        done = isinstance(event, Finished)
+                        yield event
+                        if done:
+                            return
+                    elif kind in ("error", "bug"):
                         done = True
-                        stats: GenerationStats = reply[1]
-                        yield Finished(stats)
-                        return
-                    elif kind == "error":
-                        done = True
-                        raise EngineError(reply[1])
+                        raise self._failure(reply)
             finally:
-                if not done and self._conn is not None:
+                if not done and self._child is not None:
                     self._drain()
 
     def _drain(self) -> None:
-        self._cancel.value = 1
+        self.cancel()
         try:
             while True:
                 reply = self._recv()
-                if reply[0] in ("done", "error"):
+                if reply[0] in ("error", "bug") or isinstance(reply[1], Finished):
                     return
         except EngineCrashed:
             return

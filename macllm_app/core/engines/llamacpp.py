@@ -16,14 +16,11 @@ from typing import Any
 
 import llama_cpp.llama_cpp as lc
 
-from macllm_app.core.chat.template import ChatTemplate
-from macllm_app.core.engines.base import ProgressCallback, StopCheck
-from macllm_app.core.engines.counters import GenerationCounters
+from macllm_app.core.engines.counters import LIVE_STATS_INTERVAL_S, GenerationCounters
 from macllm_app.core.engines.llamacpp_native import (
     PENALTY_LAST_N,
     GreedyPicker,
     build_sampler,
-    check_gguf,
     init_backend,
     meta_string,
     native_log,
@@ -33,19 +30,24 @@ from macllm_app.core.engines.llamacpp_native import (
 )
 from macllm_app.core.engines.llamacpp_pieces import END_OF_GENERATION, StreamText, TokenPieces
 from macllm_app.core.engines.llamacpp_threadpool import ThreadPool
-from macllm_app.core.engines.prompt_tokens import common_prefix, request_tokens
-from macllm_app.core.engines.stop_strings import StopMatcher, finish_stream
-from macllm_app.core.engines.types import (
+from macllm_app.core.engines.prompt.stop_strings import StopMatcher, finish_stream
+from macllm_app.core.engines.prompt.template import ChatTemplate
+from macllm_app.core.engines.prompt.tokens import common_prefix, request_tokens
+from macllm_app.core.errors import EngineError
+from macllm_app.core.formats.inspect import check_gguf_file
+from macllm_app.core.types import (
     Event,
     Finished,
     FinishReason,
     GenerationRequest,
+    LiveStats,
     LoadConfig,
     Message,
     ModelInfo,
+    ProgressCallback,
+    StopCheck,
     TextDelta,
 )
-from macllm_app.core.errors import EngineError
 
 _DECODE_NO_KV_SLOT = 1
 
@@ -77,7 +79,7 @@ class LlamaCppEngine:
     # -- lifetime ---------------------------------------------------------
     def load(self, config: LoadConfig, progress: ProgressCallback) -> ModelInfo:
         path = Path(config.model_path).expanduser()
-        check_gguf(path)
+        check_gguf_file(path)  # the library's check, before llama.cpp sees the file
         init_backend()
         self.unload()
         progress(0.0, f"Loading {path.name}")
@@ -270,7 +272,7 @@ class LlamaCppEngine:
 
     def _decode_loop(self, sampler: Any, max_tokens: int, stop: Sequence[str],
                      should_stop: StopCheck, stats: GenerationCounters,
-                     greedy: bool, ignore_eos: bool) -> Iterator[TextDelta]:
+                     greedy: bool, ignore_eos: bool) -> Iterator[TextDelta | LiveStats]:
         """Sample, detokenize and feed back one token at a time (the hot loop)."""
         assert self._pieces is not None
         decode = lc.llama_decode
@@ -282,6 +284,7 @@ class LlamaCppEngine:
         stops = StopMatcher(stop) if stop else None
         cached, n_ctx, clock = self._cached, self._n_ctx, time.perf_counter
         generated = 0
+        live_at = 0.0
         finish: FinishReason = "length"
         while generated < max_tokens:
             token = pick() if pick is not None else native_sample(sampler, ctx, -1)
@@ -299,10 +302,14 @@ class LlamaCppEngine:
                 assert isinstance(entry, str | bytes)
                 text = stream_text.feed(entry)
             generated += 1
-            stats.last = clock()
-            if generated == 1:
-                stats.first = stats.last
+            stats.last = now = clock()
             stats.generated = generated
+            if generated == 1:
+                stats.first = now
+                live_at = now + LIVE_STATS_INTERVAL_S
+            elif now >= live_at:
+                live_at = now + LIVE_STATS_INTERVAL_S
+                yield stats.live()
             if stops is not None:
                 text = stops.feed(text)
                 if stops.stopped:

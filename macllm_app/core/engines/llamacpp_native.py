@@ -9,18 +9,16 @@ import ctypes
 import functools
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import llama_cpp.llama_cpp as lc
 import psutil
 
-from macllm_app.core.engines.types import SamplingParams
 from macllm_app.core.errors import EngineError
+from macllm_app.core.types import SamplingParams
 
 log = logging.getLogger("macllm.engine.llamacpp")
 
-GGUF_MAGIC = b"GGUF"
 PENALTY_LAST_N = 64
 _LOG_LEVEL_ERROR = 4  # enum ggml_log_level: NONE, DEBUG, INFO, WARN, ERROR, CONT
 _LOG_LEVEL_CONT = 5
@@ -67,24 +65,6 @@ def init_backend() -> None:
     """Silence llama.cpp's stderr chatter (keeping errors) and initialise the backend once."""
     native_log.install()
     lc.llama_backend_init()
-
-
-def check_gguf(path: Path) -> None:
-    """Refuse anything that is not a readable file starting with the GGUF magic."""
-    if not path.exists():
-        raise EngineError(f"The model file {path} does not exist.")
-    if not path.is_file():
-        raise EngineError(f"The model path {path} is not a regular file.")
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise EngineError(f"The model file {path} cannot be read: {exc.strerror}.") from None
-    if magic != GGUF_MAGIC:
-        raise EngineError(f"The model file {path} is not a GGUF file.")
-    from macllm_app.core.library.gguf_reader import read_gguf_header
-
-    read_gguf_header(path)  # full header validation before llama.cpp sees the file
 
 
 def physical_cores() -> int:

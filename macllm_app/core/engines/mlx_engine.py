@@ -16,27 +16,26 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from macllm_app.core.chat.template import ChatTemplate
-from macllm_app.core.convert.progress import span
-from macllm_app.core.engines.base import ProgressCallback, StopCheck
-from macllm_app.core.engines.counters import GenerationCounters
-from macllm_app.core.engines.prompt_tokens import common_prefix, request_tokens
-from macllm_app.core.engines.stop_strings import StopMatcher, finish_stream
-from macllm_app.core.engines.types import (
+from macllm_app.core.engines.counters import LIVE_STATS_INTERVAL_S, GenerationCounters
+from macllm_app.core.engines.prompt.stop_strings import StopMatcher, finish_stream
+from macllm_app.core.engines.prompt.template import ChatTemplate
+from macllm_app.core.engines.prompt.tokens import common_prefix, request_tokens
+from macllm_app.core.errors import EngineError, one_line
+from macllm_app.core.formats.mlx_folder import validate_mlx_folder
+from macllm_app.core.platform import current as current_platform
+from macllm_app.core.types import (
     Event,
     Finished,
     GenerationRequest,
+    LiveStats,
     LoadConfig,
     Message,
     ModelInfo,
+    ProgressCallback,
     SamplingParams,
+    StopCheck,
     TextDelta,
 )
-from macllm_app.core.errors import EngineError, one_line
-from macllm_app.core.hardware.fit import estimate, shape_of
-from macllm_app.core.library.mlx_copies import ensure_mlx_copy
-from macllm_app.core.library.mlx_folder import validate_mlx_folder
-from macllm_app.core.platform import current as current_platform
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a model folder is local; never reach the Hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -77,13 +76,17 @@ class MLXEngine:
 
     # -- lifetime ---------------------------------------------------------
     def load(self, config: LoadConfig, progress: ProgressCallback) -> ModelInfo:
-        source = Path(config.model_path).expanduser()
+        """Load an MLX folder (a GGUF file runs as its MLX copy, which the caller makes
+        first: see `library.loading`); the model is named after `config.source_path`
+        when it is a copy."""
+        folder = Path(config.model_path).expanduser()
+        source = Path(config.source_path).expanduser() if config.source_path else folder
         self.unload()
-        folder = source
-        if source.is_file():  # a GGUF file: run its MLX copy, made on first use
-            folder = ensure_mlx_copy(source, span(progress, 0.0, 0.8))
+        if folder.is_file():
+            raise EngineError(f"MLX runs model folders; {folder.name} is a file "
+                              "(a GGUF file runs on MLX through its MLX copy).")
         meta = validate_mlx_folder(folder)  # before mlx-lm reads anything
-        progress(0.8 if folder is not source else 0.0, f"Loading {source.name}")
+        progress(0.0, f"Loading {source.name}")
         try:
             loaded = mlx_load(str(folder), tokenizer_config={"trust_remote_code": False})
             model, tokenizer = loaded[0], loaded[1]
@@ -103,8 +106,8 @@ class MLXEngine:
         self._n_batch = max(32, config.n_batch)
         self._cache = make_prompt_cache(model)
         self._cached = []
-        fit = estimate(shape_of(meta), self._n_ctx, engine="mlx")
-        current_platform().limit_mlx_memory(fit.worst_case_bytes - fit.overhead_bytes)
+        if config.expected_bytes:
+            current_platform().limit_mlx_memory(config.expected_bytes)
         on_gpu = bool(mx.metal.is_available())
         self._info = ModelInfo(
             path=str(source),
@@ -192,7 +195,7 @@ class MLXEngine:
 
     def _generate(self, tokens: list[int], cached: int, params: SamplingParams,
                   max_tokens: int, should_stop: StopCheck, counters: GenerationCounters,
-                  generated: list[int]) -> Iterator[TextDelta]:
+                  generated: list[int]) -> Iterator[TextDelta | LiveStats]:
         if max_tokens == 0:
             counters.prompt_started = counters.prompt_done = time.perf_counter()
             return
@@ -211,6 +214,7 @@ class MLXEngine:
         stops = StopMatcher(params.stop) if params.stop else None
         clock = time.perf_counter
         counters.prompt_started = clock()
+        live_at = 0.0
         try:
             for token, _logprobs in steps:
                 now = clock()
@@ -224,6 +228,10 @@ class MLXEngine:
                 counters.last = now
                 if counters.generated == 1:
                     counters.first = now
+                    live_at = now + LIVE_STATS_INTERVAL_S
+                elif now >= live_at:
+                    live_at = now + LIVE_STATS_INTERVAL_S
+                    yield counters.live()
                 detokenizer.add_token(token)
                 text = detokenizer.last_segment
                 if stops is not None:

@@ -6,10 +6,9 @@ from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 
-from macllm_app.core.engines.types import EngineName
 from macllm_app.core.errors import ModelFileError, UserError
+from macllm_app.core.types import ENGINES, EngineName, engine_named
 
-ENGINES: tuple[EngineName, ...] = ("llama.cpp", "mlx")
 _ENGINE_PACKAGES: dict[EngineName, tuple[str, ...]] = {
     "llama.cpp": ("llama_cpp",),
     "mlx": ("mlx", "mlx_lm"),
@@ -37,7 +36,7 @@ def default_engine_for(path: Path) -> EngineName:
 
 
 def check_engine(name: str) -> EngineName:
-    for engine in ENGINES:
-        if engine == name:
-            return engine
+    engine = engine_named(name)
+    if engine is not None:
+        return engine
     raise UserError(f"Unknown engine {name!r}: choose one of {', '.join(ENGINES)}.")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from macllm_app.core.hardware import memory
+from macllm_app.core.platform import memory
 
 Verdict = Literal["fits", "tight", "wont_fit"]
 MB = 1_000_000

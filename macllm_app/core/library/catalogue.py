@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from macllm_app.core import paths
 from macllm_app.core.errors import UserError
-from macllm_app.core.library.metadata import ModelMetadata
+from macllm_app.core.formats.metadata import ModelMetadata
 
 Source = Literal["copy", "link", "hub", "hf-cache", "lmstudio", "ollama"]
 STORE_SOURCES: frozenset[str] = frozenset({"hf-cache", "lmstudio", "ollama"})

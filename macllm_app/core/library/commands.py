@@ -1,6 +1,6 @@
 """Plain functions behind `macllm models ...`: JSON-able data in, data out, UserError on failure.
 
-Every function here is safe to call from the CLI, the GUI's workers and tests;
+Every function here is safe to call from the CLI, the GUI's tasks and tests;
 none of them loads an engine.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from macllm_app.core.engines.select import installed
 from macllm_app.core.errors import UserError
+from macllm_app.core.formats.inspect import inspect_model
 from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
-from macllm_app.core.library.formats import inspect_model
 from macllm_app.core.library.importer import ImportMode
 from macllm_app.core.library.importer import import_model as _import_model
 from macllm_app.core.library.importer import import_models as _import_models
@@ -66,22 +66,13 @@ def list_models(scan_stores: bool = True) -> list[dict[str, Any]]:
     return [entry_dict(e) for e in Catalogue().entries()]
 
 
-def resolve_model(model: str) -> str:
-    """`--model ID|PATH` -> the model's path (a library id first, then a path that exists)."""
-    entry = Catalogue().get(model)
-    if entry is not None:
-        return entry.path
-    path = Path(model).expanduser()
-    if path.exists():
-        return str(path.absolute())
-    raise UserError(f"No model with id or path {model!r} (see `macllm models list`).")
-
-
-def fit(model: str, n_ctx: int = 4096, engine: str = "llama.cpp") -> dict[str, Any]:
-    """Will this model fit at this context length? (estimate, verdict, recommended quant)."""
+def fit(model: str | None, n_ctx: int = 4096, engine: str = "llama.cpp") -> dict[str, Any]:
+    """Will this model (a library id or path; None: the bundled one) fit at this context
+    length? (estimate, verdict, recommended quant)."""
     from macllm_app.core.library.memory_records import estimate_for
+    from macllm_app.core.library.model_choice import resolve_model
 
-    return estimate_for(resolve_model(model), n_ctx, engine).to_dict()
+    return estimate_for(str(resolve_model(model)), n_ctx, engine).to_dict()
 
 
 def search(query: str, fmt: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 `convert_into_library` and `export_into_library` need mlx: run them in a job
 process (`macllm_app.core.jobs`, targets `CONVERT_TARGET` / `EXPORT_TARGET`).
-Everything else here only reads files and is safe in the GUI's worker threads.
+Everything else here only reads files and is safe in the GUI's task threads.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from macllm_app.core import paths
 from macllm_app.core.convert.staging import staging_leftovers
 from macllm_app.core.engines.select import installed_engines
 from macllm_app.core.errors import ModelFileError, UserError
+from macllm_app.core.formats.ggml_types import MLX_GGUF_TYPES
+from macllm_app.core.formats.metadata import ModelMetadata
 from macllm_app.core.library.catalogue import Catalogue, Source
-from macllm_app.core.library.ggml_types import MLX_GGUF_TYPES
-from macllm_app.core.library.metadata import ModelMetadata
+from macllm_app.core.types import ProgressCallback, StopCheck
 
 CONVERT_TARGET = f"{__name__}:convert_into_library"
 EXPORT_TARGET = f"{__name__}:export_into_library"
@@ -28,8 +29,6 @@ EXPORT_TITLE = "Exporting to GGUF"
 #: Keep this much free after writing, so the disk is never filled to the last byte.
 FREE_MARGIN = 256 << 20
 
-Progress = Callable[[float, str], None]
-ShouldStop = Callable[[], bool]
 
 
 # -- what applies to a model ----------------------------------------------------
@@ -135,8 +134,8 @@ def _check_space(folder: Path, need: int) -> None:
 
 
 def _add(path: Path, converted_from: Path) -> dict[str, Any]:
+    from macllm_app.core.formats.inspect import inspect_model
     from macllm_app.core.library.commands import entry_dict
-    from macllm_app.core.library.formats import inspect_model
 
     meta = inspect_model(path)
     inside = path.resolve().is_relative_to(paths.models_dir().resolve())
@@ -146,8 +145,8 @@ def _add(path: Path, converted_from: Path) -> dict[str, Any]:
     return entry_dict(entry)
 
 
-def convert_into_library(src: str, dest: str, progress: Progress | None = None,
-                         should_stop: ShouldStop | None = None) -> dict[str, Any]:
+def convert_into_library(src: str, dest: str, progress: ProgressCallback | None = None,
+                         should_stop: StopCheck | None = None) -> dict[str, Any]:
     """Convert the GGUF file `src` into the new MLX folder `dest` and add it to the library."""
     from macllm_app.core.convert.gguf_to_mlx import convert_gguf_to_mlx
 
@@ -161,11 +160,11 @@ def convert_into_library(src: str, dest: str, progress: Progress | None = None,
     return _add(made, source)
 
 
-def export_into_library(src: str, dest: str, progress: Progress | None = None,
-                        should_stop: ShouldStop | None = None) -> dict[str, Any]:
+def export_into_library(src: str, dest: str, progress: ProgressCallback | None = None,
+                        should_stop: StopCheck | None = None) -> dict[str, Any]:
     """Export the MLX folder `src` as the new F16 GGUF file `dest` and add it to the library."""
     from macllm_app.core.convert.mlx_to_gguf import export_mlx_to_gguf
-    from macllm_app.core.library.mlx_folder import validate_mlx_folder
+    from macllm_app.core.formats.mlx_folder import validate_mlx_folder
 
     source, target = Path(src), Path(dest)
     _check_space(target.parent, 2 * validate_mlx_folder(source).n_params)  # F16: 2 bytes each

@@ -79,7 +79,7 @@ def _verify(path: Path, sha256: str | None, git_oid: str | None, digest: str) ->
 
 
 class Downloader:
-    """Download `filename` from `repo_id` to `dest`; call `run()` (blocking, in a worker)."""
+    """Download `filename` from `repo_id` to `dest`; call `run()` (blocking: run it as a task)."""
 
     def __init__(self, repo_id: str, filename: str, dest: Path, *, revision: str = "main",
                  sha256: str | None = None, git_oid: str | None = None,

@@ -11,8 +11,8 @@ from typing import Literal
 
 from macllm_app.core import paths
 from macllm_app.core.errors import ModelFileError, UserError
+from macllm_app.core.formats.inspect import inspect_model
 from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
-from macllm_app.core.library.formats import inspect_model
 
 ImportMode = Literal["link", "copy"]
 #: Keep this much free after a copy, so the disk is never filled to the last byte.

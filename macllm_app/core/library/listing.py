@@ -15,9 +15,9 @@ from typing import Any
 from macllm_app.core import paths
 from macllm_app.core.engines.select import installed
 from macllm_app.core.errors import UserError
+from macllm_app.core.formats.metadata import ModelMetadata
 from macllm_app.core.hardware.fit import FitEstimate, estimate, shape_of
 from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
-from macllm_app.core.library.metadata import ModelMetadata
 from macllm_app.core.library.mlx_copies import remove_mlx_copy
 
 OWNED_SOURCES = frozenset({"copy", "hub"})
@@ -50,7 +50,7 @@ def _entry_row(e: LibraryEntry, n_ctx: int) -> dict[str, Any]:
 
 def bundled_row(n_ctx: int) -> dict[str, Any] | None:
     from macllm_app.core.default_model import DISPLAY_NAME, default_model_path
-    from macllm_app.core.library.formats import inspect_model
+    from macllm_app.core.formats.inspect import inspect_model
 
     try:
         meta = inspect_model(default_model_path())
@@ -75,8 +75,8 @@ def library_rows(n_ctx: int = 4096, scan_stores: bool = True) -> list[dict[str, 
 def model_details(path: str, n_ctx: int, engine: str | None = None) -> dict[str, Any]:
     """Full metadata (re-validated), the fit estimate, measured peaks, and which
     conversions apply (see `conversions.conversion_info`)."""
+    from macllm_app.core.formats.inspect import inspect_model
     from macllm_app.core.library.conversions import conversion_info
-    from macllm_app.core.library.formats import inspect_model
 
     meta = inspect_model(Path(path))
     fit = fit_of(meta, n_ctx, engine)

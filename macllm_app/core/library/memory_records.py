@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from macllm_app.core.formats.inspect import inspect_model
+from macllm_app.core.formats.metadata import ModelMetadata
 from macllm_app.core.hardware.fit import FitEstimate, estimate, shape_of
 from macllm_app.core.library.catalogue import Catalogue, MemoryMeasurement
-from macllm_app.core.library.formats import inspect_model
-from macllm_app.core.library.metadata import ModelMetadata
 
 
 def _metadata(model_path: str, cat: Catalogue) -> ModelMetadata:

@@ -2,8 +2,9 @@
 
 A GGUF model that MLX can run appears in the library once; the first time it
 runs on MLX, the converter writes an mlx-lm folder under the profile's
-models folder. The copy's name carries the source's path, size and
-modification time, so a changed source gets a new copy.
+models folder (`library.loading` runs `ensure_mlx_copy` as a job before the
+engine host loads the copy). The copy's name carries the source's path, size
+and modification time, so a changed source gets a new copy.
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ import contextlib
 import hashlib
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from macllm_app.core.convert.staging import staging_leftovers
 from macllm_app.core.paths import models_dir
+from macllm_app.core.types import ProgressCallback, StopCheck
 
 COPIES_FOLDER = "mlx-copies"
 PROGRESS_PREFIX = "Making the MLX copy"  # starts every progress message of a conversion
+COPY_TITLE = PROGRESS_PREFIX
+ENSURE_COPY_TARGET = f"{__name__}:ensure_mlx_copy"
 STALE_PARTIAL_S = 3600
-
-Progress = Callable[[float, str], None]
-ShouldStop = Callable[[], bool]
 
 
 def copies_dir() -> Path:
@@ -43,12 +43,13 @@ def existing_mlx_copy(gguf: Path) -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
-def ensure_mlx_copy(gguf: Path, progress: Progress | None = None,
-                    should_stop: ShouldStop | None = None) -> Path:
+def ensure_mlx_copy(gguf: Path | str, progress: ProgressCallback | None = None,
+                    should_stop: StopCheck | None = None) -> Path:
     """The MLX copy of `gguf`, converting it first if there is none.
 
-    Needs mlx (call it inside the engine host or a job process, not the GUI).
+    Needs mlx: run it as a job (`ENSURE_COPY_TARGET`), not in the GUI process.
     """
+    gguf = Path(gguf)
     found = existing_mlx_copy(gguf)
     if found is not None:
         return found

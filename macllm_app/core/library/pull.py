@@ -9,6 +9,8 @@ from typing import Any
 
 from macllm_app.core import paths
 from macllm_app.core.errors import ModelFileError, UserError
+from macllm_app.core.formats.inspect import inspect_model
+from macllm_app.core.formats.mlx_folder import CODE_SUFFIXES, PICKLE_SUFFIXES
 from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
 from macllm_app.core.library.download import (
     FREE_MARGIN,
@@ -17,9 +19,7 @@ from macllm_app.core.library.download import (
     DownloadProgress,
     safe_relative_path,
 )
-from macllm_app.core.library.formats import inspect_model
 from macllm_app.core.library.hub import HubFile, RepoView, check_repo_id, repo_view
-from macllm_app.core.library.mlx_folder import CODE_SUFFIXES, PICKLE_SUFFIXES
 
 #: Files an MLX repo needs; everything else (README, images, code, pickles) is skipped.
 MLX_SUFFIXES = (".json", ".safetensors", ".model", ".jinja", ".txt", ".tiktoken")

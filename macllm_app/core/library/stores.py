@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from macllm_app.core.errors import ModelFileError
+from macllm_app.core.formats.inspect import inspect_model
 from macllm_app.core.library.catalogue import STORE_SOURCES, Catalogue, LibraryEntry, Source
-from macllm_app.core.library.formats import inspect_model
 
 log = logging.getLogger("macllm.library.stores")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from macllm_app.core.types import engine_title
 from macllm_app.ui.actions import ActionRegistry
-from macllm_app.ui.panes.chat.engine_choice import engine_title
 from macllm_app.ui.panes.chat.pane import ChatPane
 
 COMPARE_TITLE = "Run on the Other Engine"

@@ -98,7 +98,6 @@ class ConversationSidebar(QWidget):
     hit_activated = Signal(int, object)     # conversation id, message id or None
     new_requested = Signal()
     delete_requested = Signal(int)
-    export_requested = Signal(str)          # "markdown" | "json"
 
     def __init__(self, store: ChatStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)

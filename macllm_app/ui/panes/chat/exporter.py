@@ -1,16 +1,17 @@
-"""Export the open conversation: ask for a file name, let the core write it in a worker."""
+"""Export the open conversation: ask for a file name, let the core write it as a task."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from macllm_app.core.chat.export import export_json, export_markdown, write_export
 from macllm_app.core.chat.store import ChatStore
-from macllm_app.ui.workers import FunctionWorker
+from macllm_app.core.errors import describe
+from macllm_app.ui.tasks import Task
 
 ExportKind = Literal["markdown", "json"]
 _FORMATS: dict[str, tuple[str, str]] = {"markdown": (".md", "Markdown (*.md)"),
@@ -29,10 +30,9 @@ class ChatExporter(QObject):
         super().__init__(parent)
         self.store = store
         self._dialog_parent = parent
-        self._running: list[FunctionWorker] = []
 
     def export(self, conversation_id: int, kind: str,
-               path: str | None = None) -> FunctionWorker | None:
+               path: str | None = None) -> Task[str, None] | None:
         """Write `conversation_id` as `kind` to `path` (asked for when None)."""
         if path is None:
             title = self.store.get_conversation(conversation_id).title
@@ -44,26 +44,14 @@ class ChatExporter(QObject):
         render = export_markdown if kind == "markdown" else export_json
         store = self.store
 
-        def write(target: str) -> str:
+        target = path
+
+        def write() -> str:
             write_export(target, render(store, conversation_id))
             return target
 
-        worker = FunctionWorker(write, path)
-        worker.finished.connect(self._on_exported)
-        worker.failed.connect(self._on_failed)
-        self._running.append(worker)
-        worker.start()
-        return worker
-
-    def _forget_done(self) -> None:
-        self._running = [w for w in self._running if w.outcome == "running"]
-
-    @Slot(object)
-    def _on_exported(self, path: object) -> None:
-        self._forget_done()
-        self.status_message.emit(f"Exported to {path}")
-
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        self._forget_done()
-        self.status_message.emit(f"Export failed: {message}")
+        return (Task.call(self, write, name="export chat")
+                .on_done(lambda done: self.status_message.emit(f"Exported to {done}"))
+                .on_error(lambda error: self.status_message.emit(
+                    f"Export failed: {describe(error)}"))
+                .start())

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWi
 
 from macllm_app.core.chat.records import StoredMessage
 from macllm_app.ui.panes.chat.message_widget import MessageWidget
+from macllm_app.ui.panes.chat.reply_buffer import ReplyBuffer
 from macllm_app.ui.widgets.stack_box import StackBox
 
 WINDOW = 40
@@ -92,7 +93,7 @@ class MessageView(QScrollArea):
         self._compare_shown_on: int | None = None  # message id
 
         self.streaming: MessageWidget | None = None
-        self._stream_parts: list[str] = []
+        self._reply: ReplyBuffer | None = None
         self._stream_dirty = False
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
@@ -172,6 +173,10 @@ class MessageView(QScrollArea):
         widget.style().unpolish(widget)
         widget.style().polish(widget)
 
+    def messages(self) -> list[StoredMessage]:
+        """The stored messages the view shows (its conversation's active path)."""
+        return list(self._messages)
+
     def message_widgets(self) -> list[MessageWidget]:
         return [*self._order, *self._pending]
 
@@ -246,8 +251,8 @@ class MessageView(QScrollArea):
         self.hide_notice()
 
     # -- streaming ------------------------------------------------------------
-    def begin_stream(self, user_text: str | None) -> None:
-        """Show the user's words (if new) and an empty reply that fills as tokens come."""
+    def begin_stream(self, user_text: str | None, reply: ReplyBuffer) -> None:
+        """Show the user's words (if new) and the reply as `reply` fills."""
         self._clear_pending()
         if user_text is not None:
             self._append_pending(MessageWidget("user"))
@@ -256,33 +261,40 @@ class MessageView(QScrollArea):
         self.streaming.set_stats_line("generating…")
         self._append_pending(self.streaming)
         self._update_empty()
-        self._stream_parts = []
+        self._reply = reply
         self._stick_to_bottom = True
         self.hide_notice()
+        if reply.text():
+            self.reply_grew()
 
-    def append_delta(self, text: str) -> None:
-        self._stream_parts.append(text)
+    def reply_grew(self) -> None:
+        """The streaming reply has new text: render it at the next tick."""
         self._stream_dirty = True
         if not self._render_timer.isActive():
             self._render_timer.start()
 
     def streamed_text(self) -> str:
-        return "".join(self._stream_parts)
+        return self._reply.text() if self._reply is not None else ""
 
     @Slot()
     def _render_stream(self) -> None:
-        if self.streaming is not None and self._stream_dirty:
+        if self.streaming is not None and self._reply is not None and self._stream_dirty:
             self._stream_dirty = False
-            self._stream_parts = ["".join(self._stream_parts)]
-            self.streaming.stream_text(self._stream_parts[0])
+            self.streaming.stream_text(self._reply.text())
 
-    def end_stream(self) -> None:
-        """Show the whole reply as a stored message shows (as one Markdown document)."""
-        self._render_timer.stop()
-        self._render_stream()
-        if self.streaming is not None:
-            self.streaming.finish_stream()
-        self.streaming = None
+    def finish_stream(self, stored: list[StoredMessage]) -> None:
+        """The turn ended: its stored messages (the user's, if new, and the reply) take
+        the place of the streamed ones, below the history; nothing else is rebuilt."""
+        self._clear_pending()
+        known = {message.id for message in self._messages}
+        added = [message for message in stored if message.id not in known]
+        self._messages = [*self._messages, *added]
+        self._shown += len(added)
+        self._built += len(added)
+        self._order = [*self._order, *(self._widget_for(message)[1] for message in added)]
+        self._history.set_widgets(self._order)
+        self._update_empty()
+        self._show_compare_action()
 
     def _update_empty(self) -> None:
         self.empty_label.setVisible(not self._order and not self._pending)
@@ -297,6 +309,7 @@ class MessageView(QScrollArea):
         # layout of it just before the stored message's widget takes its place).
         self._render_timer.stop()
         self.streaming = None
+        self._reply = None
         for widget in self._pending:
             self._turn_layout.removeWidget(widget)
             widget.deleteLater()

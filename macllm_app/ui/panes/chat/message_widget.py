@@ -39,7 +39,6 @@ class MessageWidget(QFrame):
 
     branch_requested = Signal(int)          # sibling message id to show
     edit_requested = Signal(int, str)       # user message id, its text
-    regenerate_requested = Signal()
     compare_requested = Signal()            # "Run on the other engine" (last reply only)
 
     def __init__(self, role: str, message: StoredMessage | None = None,
@@ -149,17 +148,6 @@ class MessageWidget(QFrame):
             self._layout.insertWidget(self._layout.indexOf(self.body), self.stream_body)
             self.body.hide()
         self.stream_body.show_text(text)
-
-    def finish_stream(self) -> None:
-        """The reply is complete: show it as one document, as a stored message is."""
-        if self.stream_body is None:
-            return
-        self.set_text(self.text)
-        self.body.show()
-        self.stream_body.hide()
-        self._layout.removeWidget(self.stream_body)
-        self.stream_body.deleteLater()
-        self.stream_body = None
 
     def set_stats_line(self, text: str, *, problem: bool = False) -> None:
         self.footer.setProperty("problem", problem)

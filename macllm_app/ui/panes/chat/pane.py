@@ -1,60 +1,42 @@
 """The Chat pane: conversation list, message view, composer and chat settings.
 
-All generation goes through a GenerationWorker; the store is only read and
-written here for quick local SQLite operations. Each conversation may choose
-its engine (settings panel); a reply is generated after the model is loaded
-on that engine. "Run on the other engine" answers the last message again on
-the other engine, as a sibling reply compared with the last one.
+The pane lays out and binds: generation belongs to the `ChatController` (its
+signals say what to show), the rules of engines and comparisons to
+`core.chat`. The store is read and written here only for quick local SQLite
+operations. "Run on the other engine" answers the last message again on the
+other engine, as a sibling reply compared with the last one.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
-from macllm_app.core.chat.records import ENGINE_CHOICES, StoredMessage, engine_choice
-from macllm_app.core.chat.session import ChatSession
+from macllm_app.core.chat.comparison import compared_reply
+from macllm_app.core.chat.engine_choice import NO_REPLY, compare_button, compare_target
+from macllm_app.core.chat.records import StoredMessage, engine_choice
 from macllm_app.core.chat.store import ChatStore
-from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.engines.types import EngineName, GenerationStats
-from macllm_app.core.errors import EngineCrashed
 from macllm_app.core.settings import Settings
+from macllm_app.core.types import EngineName
 from macllm_app.ui.engine import EngineController
-from macllm_app.ui.panes.chat.comparison import compared_reply
 from macllm_app.ui.panes.chat.composer import Composer
+from macllm_app.ui.panes.chat.controller import Action, ChatController, Turn, TurnEnd
 from macllm_app.ui.panes.chat.conversation_list import ConversationSidebar
-from macllm_app.ui.panes.chat.engine_choice import (
-    EngineChoice,
-    compare_button,
-    compare_target,
-    engine_title,
-)
+from macllm_app.ui.panes.chat.engine_choice import EngineChoice
 from macllm_app.ui.panes.chat.exporter import ChatExporter
 from macllm_app.ui.panes.chat.formatting import context_text
 from macllm_app.ui.panes.chat.header import ChatHeader
 from macllm_app.ui.panes.chat.message_view import MessageView
 from macllm_app.ui.panes.chat.settings_panel import ConversationSettingsPanel
-from macllm_app.ui.workers import FunctionWorker, GenerationAction, GenerationWorker
-
-log = logging.getLogger("macllm.ui.chat")
-
-SPEED_INTERVAL_S = 0.25
+from macllm_app.ui.tasks import Task
 
 
 class ChatPane(QWidget):
     status_message = Signal(str)
     streaming_changed = Signal(bool)
-    speed_changed = Signal(float)           # live tokens per second
+    speed_changed = Signal(float)           # live tokens per second, from the engine
     token_received = Signal(str)
     title_changed = Signal(str)
     conversation_changed = Signal(object)   # conversation id or None
@@ -69,20 +51,13 @@ class ChatPane(QWidget):
         self.engine = engine
         self.settings = settings
         self.conversation_id: int | None = None
-        self.worker: GenerationWorker | None = None
-        self._waiting_for_model: object | None = None
         self._has_messages = False
         self._title_fresh = True
-        self._stream_user_text: str | None = None
-        self._stream_text: list[str] = []
-        self._stream_conversation: int | None = None
-        self._first_token_at: float | None = None
-        self._first_token_count = 0
-        self._speed_shown_at = 0.0
         self._deleted: list[int] = []
         self._last_reply: StoredMessage | None = None
         self.engines = EngineChoice(engine, self)
         self.engines.changed.connect(self._update_engine_state)
+        self.controller = ChatController(store, engine, self.engines, self)
         self.exporter = ChatExporter(store, self)
         self.exporter.status_message.connect(self.status_message)
 
@@ -120,7 +95,9 @@ class ChatPane(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
+        self._bind()
 
+    def _bind(self) -> None:
         self.sidebar.conversation_selected.connect(self.open_conversation)
         self.sidebar.hit_activated.connect(self._open_hit)
         self.sidebar.new_requested.connect(self.new_conversation)
@@ -133,6 +110,13 @@ class ChatPane(QWidget):
         self.view.edit_requested.connect(self.composer.start_edit)
         self.view.compare_requested.connect(self.run_on_other_engine)
         self.settings_panel.changed.connect(self._save_conversation_settings)
+        controller = self.controller
+        controller.turn_started.connect(self._on_turn_started)
+        controller.turn_state.connect(self._on_turn_state)
+        controller.reply_grew.connect(self._on_reply_grew)
+        controller.turn_ended.connect(self._on_turn_ended)
+        controller.speed.connect(self.speed_changed)
+        controller.status_message.connect(self.status_message)
 
     # -- conversations --------------------------------------------------------
     @Slot()
@@ -170,28 +154,36 @@ class ChatPane(QWidget):
                                message_id if isinstance(message_id, int) else None)
 
     def refresh_messages(self) -> None:
+        """Show the open conversation as stored (and the reply streaming in it, if any)."""
         conversation_id = self.conversation_id
         conversation = (self.store.get_conversation(conversation_id)
                         if conversation_id is not None else None)
         path = self.store.active_path(conversation_id) if conversation_id is not None else []
-        streaming_here = self._is_streaming_here()
-        if streaming_here:  # the reply in progress is shown live, not as stored so far
+        turn = self._turn_here()
+        if turn is not None:  # the reply in progress is shown live, not as stored so far
             path = [m for m in path if m.status != "streaming"]
         self.view.set_messages(conversation_id, path, self._siblings, self._compared)
-        self._last_reply = path[-1] if path and path[-1].role == "assistant" else None
         self._show_title(conversation.title if conversation else "New chat")
         if self.settings_panel.conversation_id != conversation_id:
             self.settings_panel.show_conversation(conversation)
-        self._show_context(path)
+        self._show_path_state(path)
+        if turn is not None:
+            user_text = turn.user_text
+            if path and path[-1].role == "user" and path[-1].content == user_text:
+                user_text = None  # already committed by the session
+            self.view.begin_stream(user_text, turn.reply)
+
+    def _show_path_state(self, path: list[StoredMessage]) -> None:
+        """The header, composer and engine state for the messages on screen."""
+        self._last_reply = path[-1] if path and path[-1].role == "assistant" else None
+        stats = next((m.stats for m in reversed(path) if m.stats), None)
+        label, note = context_text(stats)
+        self.context_label.setText(label)
+        self.dropped_note.setText(note)
+        self.dropped_note.setVisible(bool(note))
         self._has_messages = bool(path)
         self.composer.set_can_regenerate(self.can_regenerate())
         self._update_engine_state()
-        if streaming_here:
-            user_text = self._stream_user_text
-            if path and path[-1].role == "user" and path[-1].content == user_text:
-                user_text = None  # already committed by the session
-            self.view.begin_stream(user_text)
-            self.view.append_delta("".join(self._stream_text))
 
     def _show_title(self, title: str | None = None) -> None:
         if title is None and self.conversation_id is not None:
@@ -212,13 +204,6 @@ class ChatPane(QWidget):
     def _compared(self, message: StoredMessage) -> StoredMessage | None:
         return compared_reply(self.store, message)
 
-    def _show_context(self, path: list[StoredMessage]) -> None:
-        stats = next((m.stats for m in reversed(path) if m.stats), None)
-        label, note = context_text(stats)
-        self.context_label.setText(label)
-        self.dropped_note.setText(note)
-        self.dropped_note.setVisible(bool(note))
-
     @Slot(int)
     def switch_branch(self, message_id: int) -> None:
         if self.is_streaming():
@@ -228,7 +213,8 @@ class ChatPane(QWidget):
 
     @Slot(int)
     def delete_conversation(self, conversation_id: int) -> None:
-        if self.is_streaming() and self._stream_conversation == conversation_id:
+        turn = self.controller.turn
+        if turn is not None and turn.conversation_id == conversation_id:
             self.status_message.emit("Stop the reply before deleting this chat.")
             return
         title = self.store.get_conversation(conversation_id).title
@@ -264,7 +250,7 @@ class ChatPane(QWidget):
     def compare_target(self) -> tuple[EngineName | None, str]:
         """The engine "Run on the other engine" would use now, or None and why not."""
         if self.conversation_id is None:
-            return None, "There is no reply to run again yet."
+            return None, NO_REPLY
         if self.is_streaming():
             return None, "Wait for the reply to finish."
         settings = self.store.get_conversation(self.conversation_id).settings
@@ -275,9 +261,8 @@ class ChatPane(QWidget):
     def _update_engine_state(self) -> None:
         """Enable the engines that run the model, and the last reply's compare button."""
         engines = self.engines.known()
-        reasons: dict[str, str] = (
-            {e: engines.why_not(e) for e in ENGINE_CHOICES} if engines else {})
-        self.settings_panel.set_engines(self.engines.automatic(), reasons)
+        self.settings_panel.set_engines(self.engines.automatic(),
+                                        engines.reasons() if engines else {})
         self.view.set_compare_action(
             compare_button(*self.compare_target()) if self._last_reply is not None else None)
         self.actions_changed.emit()
@@ -293,19 +278,17 @@ class ChatPane(QWidget):
             return
         self._generate("regenerate", engine=target, compare_with=self._last_reply.id)
 
-    def _show_stream_state(self, text: str) -> None:
-        if self._is_streaming_here() and self.view.streaming is not None:
-            self.view.streaming.set_stats_line(text)
-
     # -- generation -----------------------------------------------------------
     def can_regenerate(self) -> bool:
         return self._has_messages and not self.is_streaming()
 
     def is_streaming(self) -> bool:
-        return self.worker is not None or self._waiting_for_model is not None
+        return self.controller.is_busy()
 
-    def _is_streaming_here(self) -> bool:
-        return self.is_streaming() and self._stream_conversation == self.conversation_id
+    def _turn_here(self) -> Turn | None:
+        turn = self.controller.turn
+        return turn if turn is not None and turn.conversation_id == self.conversation_id \
+            else None
 
     @Slot(str)
     def send(self, text: str) -> None:
@@ -328,135 +311,70 @@ class ChatPane(QWidget):
 
     @Slot()
     def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self.status_message.emit("Stopping…")
-        elif self._waiting_for_model is not None:
-            self._waiting_for_model = None
-            self._finish_generation(status="Cancelled before the model was ready.")
+        self.controller.stop()
 
-    def _generate(self, action: GenerationAction, text: str = "",
-                  message_id: int | None = None, *, engine: EngineName | None = None,
-                  compare_with: int | None = None) -> None:
-        """Generate on `engine`, or else on the engine the conversation chose."""
+    def _generate(self, action: Action, text: str = "", message_id: int | None = None, *,
+                  engine: EngineName | None = None, compare_with: int | None = None) -> None:
         assert self.conversation_id is not None
         self.settings_panel.save_now()
-        conversation_id = self.conversation_id
-        choice = engine or engine_choice(self.store.get_conversation(conversation_id).settings)
-        self._stream_conversation = conversation_id
+        self.controller.start(self.conversation_id, action, text, message_id, engine=engine,
+                              compare_with=compare_with)
+
+    def _on_turn_started(self, turn: Turn) -> None:
         self._title_fresh = False
-        ticket = object()
-        self._waiting_for_model = ticket  # a second send is refused while the model loads
-        self._stream_user_text = text if action != "regenerate" else None
-        self._stream_text = []
-        self._hide_replaced(action, message_id)
-        self.view.begin_stream(self._stream_user_text)
+        self._hide_replaced(turn)
+        self.view.begin_stream(turn.user_text, turn.reply)
         self.composer.set_streaming(True)
         self.composer.set_can_regenerate(False)
         self.streaming_changed.emit(True)
         self._update_engine_state()
 
-        def ready(host: EngineHost) -> None:
-            if self._waiting_for_model is not ticket:
-                return  # stopped while the model was loading
-            self._waiting_for_model = None
-            self._show_stream_state("generating…")
-            worker = GenerationWorker(
-                host, lambda: ChatSession(self.store, host, conversation_id,
-                                          compare_with=compare_with),
-                action, text, message_id)
-            worker.token.connect(self._on_token)
-            worker.finished.connect(self._on_generation_finished)
-            worker.cancelled.connect(self._on_generation_cancelled)
-            worker.failed.connect(self._on_generation_failed)
-            self.worker = worker
-            self._first_token_at = None
-            worker.start()
-
-        def failed(message: str) -> None:
-            if self._waiting_for_model is ticket:
-                self._waiting_for_model = None
-                self._finish_generation(f"The model could not be loaded: {message}")
-                if action == "send" and not self.composer.text():
-                    self.composer.edit.setPlainText(text)  # nothing was saved; keep the words
-
-        def start(resolved: EngineName | None, note: str) -> None:
-            if self._waiting_for_model is not ticket:
-                return  # stopped meanwhile
-            if note:
-                self.status_message.emit(note)
-            self.engine.when_ready(ready, failed, resolved)
-            if self._waiting_for_model is ticket and self.engine.is_loading():
-                title = engine_title(resolved or self.engines.automatic())
-                self._show_stream_state(f"loading the model on {title}…")
-
-        self.engines.resolve(choice, start)
-
-    def _hide_replaced(self, action: GenerationAction, message_id: int | None) -> None:
+    def _hide_replaced(self, turn: Turn) -> None:
         """While a new branch streams, hide what it replaces (kept in the store)."""
-        if action == "send" or self.conversation_id is None:
+        if turn.action == "send":
             return
-        path = self.store.active_path(self.conversation_id)
-        if action == "edit":
+        path = self.store.active_path(turn.conversation_id)
+        if turn.action == "edit":
             ids = [m.id for m in path]
-            path = path[:ids.index(message_id)] if message_id in ids else path
+            path = path[:ids.index(turn.message_id)] if turn.message_id in ids else path
         elif path and path[-1].role == "assistant":
             path = path[:-1]
-        self.view.set_messages(self.conversation_id, path, self._siblings)
+        self.view.set_messages(turn.conversation_id, path, self._siblings)
 
-    @Slot(str)
-    def _on_token(self, text: str) -> None:
-        worker = self.worker
-        if worker is None or self.sender() is not worker:
-            return
-        self._stream_text.append(text)
-        if self._is_streaming_here():
-            self.view.append_delta(text)
+    def _on_turn_state(self, turn: Turn, text: str) -> None:
+        if turn is self._turn_here() and self.view.streaming is not None:
+            self.view.streaming.set_stats_line(text)
+
+    def _on_reply_grew(self, turn: Turn, text: str) -> None:
+        if turn is self._turn_here():
+            self.view.reply_grew()
             if not self._title_fresh:
                 self._title_fresh = True
                 self._show_title()  # the store has named the chat from its first message
         self.token_received.emit(text)
-        now = time.perf_counter()
-        if self._first_token_at is None:
-            self._first_token_at, self._first_token_count = now, worker.tokens_seen
-            self._speed_shown_at = now
-        elif now - self._speed_shown_at >= SPEED_INTERVAL_S:
-            self._speed_shown_at = now
-            decoded = worker.tokens_seen - self._first_token_count
-            self.speed_changed.emit(decoded / (now - self._first_token_at))
 
-    @Slot(object)
-    def _on_generation_finished(self, stats: object) -> None:
-        if isinstance(stats, GenerationStats) and stats.decode_tps > 0:
-            self.speed_changed.emit(stats.decode_tps)
-        self._finish_generation()
-
-    @Slot()
-    def _on_generation_cancelled(self) -> None:
-        self._finish_generation(status="Reply stopped.")
-
-    @Slot(str)
-    def _on_generation_failed(self, message: str) -> None:
-        worker = self.worker
-        if worker is not None and isinstance(worker.error, EngineCrashed):
-            self.engine.report_crash(message)
-        self._finish_generation(message)
-
-    def _finish_generation(self, notice: str | None = None, status: str = "") -> None:
-        self.worker = None
+    def _on_turn_ended(self, end: TurnEnd) -> None:
         self.composer.set_streaming(False)
         self.sidebar.refresh(select=self.conversation_id)
-        self.refresh_messages()  # the stored reply replaces the streamed one (no end_stream:
-        # rendering the streamed one whole first was a long stall in a long chat)
-        if notice:
-            self.view.show_notice(notice)
-            self.status_message.emit(notice)
-        elif status:
-            self.status_message.emit(status)
+        if end.turn.conversation_id == self.conversation_id:
+            if end.stored and end.stored[-1].role == "assistant":
+                self.view.finish_stream(end.stored)  # the stored reply replaces the streamed one
+                self._show_path_state(self.view.messages())
+            else:
+                self.refresh_messages()  # nothing new was stored: show the chat as it was
+            if not self._title_fresh:
+                self._show_title()
+        if end.notice:
+            self.view.show_notice(end.notice)
+            self.status_message.emit(end.notice)
+        elif end.status:
+            self.status_message.emit(end.status)
+        if end.restore_text and not self.composer.text():
+            self.composer.edit.setPlainText(end.restore_text)  # nothing was saved; keep the words
         self.streaming_changed.emit(False)
 
     # -- export -----------------------------------------------------------------
-    def export(self, kind: str, path: str | None = None) -> FunctionWorker | None:
+    def export(self, kind: str, path: str | None = None) -> Task[str, None] | None:
         """Export the open chat (asking for a file name unless `path` is given)."""
         if self.conversation_id is None:
             return None

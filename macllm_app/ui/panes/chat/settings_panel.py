@@ -17,14 +17,12 @@ from PySide6.QtWidgets import (
 )
 
 from macllm_app.core.chat.records import (
-    ENGINE_CHOICES,
     ENGINE_SETTING,
     Conversation,
     engine_choice,
 )
-from macllm_app.core.engines.types import EngineName
 from macllm_app.core.settings import SamplingSettings
-from macllm_app.ui.panes.chat.engine_choice import engine_title
+from macllm_app.core.types import ENGINES, EngineName, engine_named, engine_title
 from macllm_app.ui.widgets.schema_form import SchemaForm
 
 SAVE_DELAY_MS = 400
@@ -59,7 +57,7 @@ class ConversationSettingsPanel(QScrollArea):
         self.engine_box.setToolTip(ENGINE_HELP)
         engine_label.setBuddy(self.engine_box)
         self.engine_box.addItem("Automatic", None)
-        for engine in ENGINE_CHOICES:
+        for engine in ENGINES:
             self.engine_box.addItem(engine_title(engine), engine)
         self.engine_box.currentIndexChanged.connect(lambda _i: self._schedule_save())
         self.engine_note = QLabel()
@@ -109,7 +107,7 @@ class ConversationSettingsPanel(QScrollArea):
     def engine(self) -> EngineName | None:
         """The engine chosen for this chat (None: automatic)."""
         data = self.engine_box.currentData()
-        return next((e for e in ENGINE_CHOICES if e == data), None)
+        return engine_named(data)
 
     def set_engines(self, automatic: str | None, reasons: dict[str, str]) -> None:
         """Name the automatic engine; disable engines with a reason they cannot run the model

@@ -25,10 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from macllm_app.core.errors import describe
+from macllm_app.core.jobs import Job
 from macllm_app.core.library import conversions as core
-from macllm_app.ui.job_worker import JobWorker
+from macllm_app.core.units import human_size
 from macllm_app.ui.panes.library.job_strip import JobStrip
-from macllm_app.ui.panes.library.table_model import human_size
+from macllm_app.ui.tasks import Task
 
 BUSY = "Wait for the running conversion to finish, or cancel it."
 #: A cancelled conversion is killed after this long (what it staged is then removed),
@@ -70,7 +72,8 @@ class ConversionActions(QObject):
         strip.cancel_requested.connect(self.cancel)
         self.row: dict[str, Any] | None = None
         self.info: dict[str, Any] | None = None
-        self.worker: JobWorker | None = None
+        self.job: Job | None = None
+        self._task: Task[Any, None] | None = None
         self.dialog: QMessageBox | None = None
         self.error_box: QMessageBox | None = None
 
@@ -109,7 +112,7 @@ class ConversionActions(QObject):
     # -- state ------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.worker is not None
+        return self.job is not None
 
     def set_row(self, row: dict[str, Any] | None) -> None:
         if row is None or self.row is None or row["path"] != self.row["path"]:
@@ -228,43 +231,37 @@ class ConversionActions(QObject):
     def _start(self, target: str, title: str, src: Path, dest: Path) -> None:
         if self.busy:
             return
-        worker = JobWorker(target, (str(src), str(dest)), title=title,
-                           cancel_grace_s=CANCEL_GRACE_S, after_crash=core.partial_cleanup(dest))
-        worker.progress.connect(self.strip.set_progress)
-        worker.finished.connect(self._finished)
-        worker.failed.connect(self._failed)
-        worker.cancelled.connect(self._cancelled)
-        self.worker = worker
+        self.job = Job(target, (str(src), str(dest)), title=title,
+                       cancel_grace_s=CANCEL_GRACE_S, after_crash=core.partial_cleanup(dest))
+        self._task = (Task.job(self, self.job)
+                      .on_progress(self.strip.set_progress)
+                      .on_done(self._finished)
+                      .on_error(self._failed)
+                      .on_cancelled(self._cancelled))
         self.strip.start(title)
         self._update()
-        worker.start()
+        self._task.start()
 
     @Slot()
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
     def _end(self) -> str:
         title = self.strip.title
-        self.worker = None
+        self.job, self._task = None, None
         self.strip.finish()
         self._update()
         return title
 
-    @Slot(object)
-    def _finished(self, entry: object) -> None:
-        if self.sender() is not self.worker:
-            return
+    def _finished(self, entry: dict[str, Any]) -> None:
         title = self._end()
-        if isinstance(entry, dict):
-            self.message.emit(f"{title}: added {entry['name']} to the library")
-            self.added.emit(str(entry["path"]))
+        self.message.emit(f"{title}: added {entry['name']} to the library")
+        self.added.emit(str(entry["path"]))
 
-    @Slot(str)
-    def _failed(self, message: str) -> None:
-        if self.sender() is not self.worker:
-            return
+    def _failed(self, error: BaseException) -> None:
         title = self._end()
+        message = describe(error)
         self.message.emit(message)
         box = QMessageBox(QMessageBox.Icon.Warning, f"{title} failed", message,
                           QMessageBox.StandardButton.Ok, self._parent)
@@ -272,9 +269,6 @@ class ConversionActions(QObject):
         self.error_box = box
         box.open()
 
-    @Slot()
     def _cancelled(self) -> None:
-        if self.sender() is not self.worker:
-            return
         title = self._end()
         self.message.emit(f"{title}: cancelled")

@@ -9,8 +9,10 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from macllm_app.core.engines.select import installed
-from macllm_app.ui.panes.library.table_model import FIT_LABELS, engines_text, human_size
-from macllm_app.ui.workers import FunctionWorker
+from macllm_app.core.errors import describe
+from macllm_app.core.units import human_size
+from macllm_app.ui.panes.library.table_model import FIT_LABELS, engines_text
+from macllm_app.ui.tasks import Task
 
 META_FIELDS = (("name", "Name"), ("architecture", "Architecture"), ("format", "Format"),
                ("quantization", "Quantization"), ("n_params", "Parameters"),
@@ -61,7 +63,6 @@ class DetailsPanel(QWidget):
         super().__init__()
         self.setObjectName("libraryDetails")
         self._path: str | None = None
-        self._worker: FunctionWorker | None = None
         self.details: dict[str, Any] | None = None
         layout = QVBoxLayout(self)
         self.title = QLabel("Choose a model")
@@ -116,16 +117,14 @@ class DetailsPanel(QWidget):
             return
         from macllm_app.core.library.listing import model_details
 
-        worker = FunctionWorker(model_details, self._path, self.ctx.value())
-        worker.finished.connect(self._show)
-        worker.failed.connect(self._failed)
-        self._worker = worker
-        worker.start()
+        path, n_ctx = self._path, self.ctx.value()
+        (Task.call(self, lambda: model_details(path, n_ctx), key="details",
+                   name="model details")
+         .on_done(self._show)
+         .on_error(lambda error: self.title.setText(describe(error)))
+         .start())
 
-    @Slot(object)
-    def _show(self, details: object) -> None:
-        if self.sender() is not self._worker or not isinstance(details, dict):
-            return
+    def _show(self, details: dict[str, Any]) -> None:
         self.details = details
         meta = details["metadata"]
         self.title.setText(f"<b>{escape(str(meta['name']))}</b>")
@@ -134,8 +133,3 @@ class DetailsPanel(QWidget):
         self.fit.setText(fit_text(details["fit"]))
         self.measured.setText(measured_text(details["measured"]))
         self.loaded.emit(details)
-
-    @Slot(str)
-    def _failed(self, message: str) -> None:
-        if self.sender() is self._worker:
-            self.title.setText(message)

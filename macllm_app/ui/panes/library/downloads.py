@@ -14,8 +14,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from macllm_app.ui.panes.library.table_model import human_size
-from macllm_app.ui.workers import FunctionWorker, Worker
+from macllm_app.core.errors import describe
+from macllm_app.core.units import human_size
+from macllm_app.ui.tasks import Task, TaskContext
 
 STEPS = 1000
 
@@ -29,23 +30,15 @@ def progress_text(p: dict[str, Any]) -> str:
     return text
 
 
-class DownloadWorker(Worker):
-    """Pulls a repo file into the library; cancel() pauses (the partial file stays)."""
+def download(repo_id: str, filename: str | None, ctx: TaskContext[None]) -> dict[str, Any]:
+    """Pull a repo file into the library (a task); a cancel pauses it (the partial stays)."""
+    from macllm_app.core.library.commands import pull
 
-    def __init__(self, repo_id: str, filename: str | None) -> None:
-        super().__init__()
-        self.repo_id = repo_id
-        self.filename = filename
-
-    def work(self) -> object:
-        from macllm_app.core.library.commands import pull
-
-        return pull(self.repo_id, self.filename, progress=self._report,
-                    should_stop=lambda: self.abort_requested)
-
-    def _report(self, p: dict[str, Any]) -> None:
+    def report(p: dict[str, Any]) -> None:
         total = p.get("total") or 0
-        self.progress.emit(p["done"] / total if total else 0.0, progress_text(p))
+        ctx.progress(p["done"] / total if total else 0.0, progress_text(p))
+
+    return pull(repo_id, filename, progress=report, should_stop=ctx.should_stop)
 
 
 class DownloadBar(QWidget):
@@ -55,7 +48,7 @@ class DownloadBar(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.worker: DownloadWorker | None = None
+        self.task: Task[dict[str, Any], None] | None = None
         self._target: tuple[str, str | None] | None = None
         self._discard_when_stopped = False
         row = QHBoxLayout(self)
@@ -80,37 +73,37 @@ class DownloadBar(QWidget):
         self.setVisible(False)
 
     def is_running(self) -> bool:
-        return self.worker is not None
+        return self.task is not None
 
     def start(self, repo_id: str, filename: str | None) -> None:
         """Download (or resume a paused download of) this file."""
-        if self.worker is not None:
+        if self.task is not None:
             return
         self._target = (repo_id, filename)
         self._discard_when_stopped = False
-        worker = DownloadWorker(repo_id, filename)
-        worker.progress.connect(self._on_progress)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        worker.cancelled.connect(self._on_stopped)
-        self.worker = worker
+        self.task = (Task.context(self, lambda ctx: download(repo_id, filename, ctx),
+                                  name="download")
+                     .on_progress(self._on_progress)
+                     .on_done(self._on_finished)
+                     .on_error(self._on_failed)
+                     .on_cancelled(self._on_stopped))
         self.bar.setValue(0)
         self.label.setText(f"Starting {filename or repo_id}…")
         self.setVisible(True)
         self._set_running(True)
-        worker.start()
+        self.task.start()
 
     @Slot()
     def pause(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
     @Slot()
     def cancel(self) -> None:
         """Stop and remove the partial file (a paused download can be cancelled too)."""
-        if self.worker is not None:
+        if self.task is not None:
             self._discard_when_stopped = True
-            self.worker.cancel()
+            self.task.cancel()
         elif self._target is not None:
             self._discard()
 
@@ -118,32 +111,28 @@ class DownloadBar(QWidget):
         self.pause_button.setEnabled(running)
         self.cancel_button.setEnabled(running or self._target is not None)
 
-    @Slot(float, str)
     def _on_progress(self, fraction: float, text: str) -> None:
         self.bar.setValue(round(fraction * STEPS))
         self.label.setText(text)
 
-    @Slot(object)
-    def _on_finished(self, entry: object) -> None:
-        self.worker = None
+    def _on_finished(self, entry: dict[str, Any]) -> None:
+        self.task = None
         self._target = None
         self.bar.setValue(STEPS)
         self.label.setText("Downloaded")
         self._set_running(False)
-        if isinstance(entry, dict):
-            self.message.emit(f"Downloaded {entry['name']}")
-            self.downloaded.emit(entry)
+        self.message.emit(f"Downloaded {entry['name']}")
+        self.downloaded.emit(entry)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        self.worker = None
+    def _on_failed(self, error: BaseException) -> None:
+        self.task = None
+        message = describe(error)
         self.label.setText(message)
         self._set_running(False)
         self.message.emit(message)
 
-    @Slot()
     def _on_stopped(self) -> None:
-        self.worker = None
+        self.task = None
         if self._discard_when_stopped:
             self._discard()
             return
@@ -161,10 +150,10 @@ class DownloadBar(QWidget):
         self.bar.setValue(0)
         self.label.setText("Cancelled")
         if filename is not None:
-            cleanup = FunctionWorker(discard_pull, repo_id, filename)
-            cleanup.failed.connect(self.message)
-            cleanup.finished.connect(lambda _none: self.stopped.emit())
-            cleanup.start()
+            (Task.call(self, lambda: discard_pull(repo_id, filename), name="discard download")
+             .on_done(lambda _none: self.stopped.emit())
+             .on_error(lambda error: self.message.emit(describe(error)))
+             .start())
 
 
 class PausedDownloads(QWidget):
@@ -173,7 +162,6 @@ class PausedDownloads(QWidget):
     def __init__(self, downloads: DownloadBar) -> None:
         super().__init__()
         self._downloads = downloads
-        self._worker: FunctionWorker | None = None
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QLabel("Paused downloads"))
@@ -190,15 +178,9 @@ class PausedDownloads(QWidget):
     def refresh(self) -> None:
         from macllm_app.core.library.listing import paused_downloads
 
-        worker = FunctionWorker(paused_downloads)
-        worker.finished.connect(self._show)
-        self._worker = worker
-        worker.start()
+        Task.call(self, paused_downloads, key="paused").on_done(self._show).start()
 
-    @Slot(object)
-    def _show(self, paused: object) -> None:
-        if self.sender() is not self._worker or not isinstance(paused, list):
-            return
+    def _show(self, paused: list[dict[str, Any]]) -> None:
         self.choice.clear()
         for p in paused:
             name = f"{p['repo_id']}/{p['file']}" if p["file"] else p["repo_id"]

@@ -1,5 +1,5 @@
 """Browse the Hugging Face Hub: search (GGUF / MLX, most downloaded first), a repo's files,
-download with progress. Every Hub call runs in a worker."""
+download with progress. Every Hub call runs as a task."""
 
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from macllm_app.core.errors import describe
+from macllm_app.core.units import human_size
 from macllm_app.ui.panes.library.downloads import DownloadBar, PausedDownloads
-from macllm_app.ui.panes.library.table_model import human_size
 from macllm_app.ui.panes.library.token_box import TokenBox
-from macllm_app.ui.workers import FunctionWorker
+from macllm_app.ui.tasks import Task
 
 FORMATS = (("All formats", None), ("GGUF", "gguf"), ("MLX", "mlx"))
 
@@ -57,8 +58,6 @@ class HubBrowser(QWidget):
         super().__init__()
         self.results: list[dict[str, Any]] = []
         self.repo: dict[str, Any] | None = None
-        self._search_worker: FunctionWorker | None = None
-        self._repo_worker: FunctionWorker | None = None
         layout = QVBoxLayout(self)
         bar = QHBoxLayout()
         self.query = QLineEdit()
@@ -117,16 +116,13 @@ class HubBrowser(QWidget):
         from macllm_app.core.library.commands import search
 
         self.status.setText("Searching…")
-        worker = FunctionWorker(search, self.query.text().strip(), self.format.currentData())
-        worker.finished.connect(self._show_results)
-        worker.failed.connect(self._failed)
-        self._search_worker = worker
-        worker.start()
+        query, fmt = self.query.text().strip(), self.format.currentData()
+        (Task.call(self, lambda: search(query, fmt), key="search", name="search the Hub")
+         .on_done(self._show_results)
+         .on_error(self._failed)
+         .start())
 
-    @Slot(object)
-    def _show_results(self, results: object) -> None:
-        if self.sender() is not self._search_worker or not isinstance(results, list):
-            return
+    def _show_results(self, results: list[dict[str, Any]]) -> None:
         self.results = results
         _fill(self.result_table, [[r["id"], f"{r['downloads']:,}", f"{r['likes']:,}",
                                    ", ".join(r["formats"]).upper()] for r in results])
@@ -134,9 +130,8 @@ class HubBrowser(QWidget):
         self.status.setText(f"{count} model{'s' if count != 1 else ''}" if count
                             else "No models found")
 
-    @Slot(str)
-    def _failed(self, message: str) -> None:
-        self.status.setText(message)
+    def _failed(self, error: BaseException) -> None:
+        self.status.setText(describe(error))
 
     # -- repo -----------------------------------------------------------------
     @Slot()
@@ -150,16 +145,12 @@ class HubBrowser(QWidget):
         self.repo = None
         self.file_table.setRowCount(0)
         self.repo_title.setText(f"{repo_id}: loading files…")
-        worker = FunctionWorker(repo_files, repo_id)
-        worker.finished.connect(self._show_repo)
-        worker.failed.connect(self._failed)
-        self._repo_worker = worker
-        worker.start()
+        (Task.call(self, lambda: repo_files(repo_id), key="repo", name="list a Hub repo")
+         .on_done(self._show_repo)
+         .on_error(self._failed)
+         .start())
 
-    @Slot(object)
-    def _show_repo(self, repo: object) -> None:
-        if self.sender() is not self._repo_worker or not isinstance(repo, dict):
-            return
+    def _show_repo(self, repo: dict[str, Any]) -> None:
         self.repo = repo
         kind = "MLX model" if repo["is_mlx"] else f"{len(self._ggufs())} GGUF files"
         self.repo_title.setText(f"<b>{repo['id']}</b> · {kind}")

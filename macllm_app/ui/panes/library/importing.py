@@ -1,4 +1,4 @@
-"""Import from drops and "Open With": local paths only, Link-or-Copy asked, run in a worker."""
+"""Import from drops and "Open With": local paths only, Link-or-Copy asked, run as a task."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from PySide6.QtCore import QEvent, QMimeData, QObject, QUrl, Signal
 from PySide6.QtGui import QDropEvent, QFileOpenEvent
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from macllm_app.ui.workers import FunctionWorker
+from macllm_app.core.errors import describe
+from macllm_app.ui.tasks import Task
 
 
 def local_paths(urls: list[QUrl]) -> list[str]:
@@ -54,7 +55,7 @@ class FileOpenFilter(QObject):
 
 
 class Importer(QObject):
-    """Asks Link in place vs Copy (a sheet, not a blocking dialog), then imports in a worker.
+    """Asks Link in place vs Copy (a sheet, not a blocking dialog), then imports as a task.
 
     `done` carries the list of per-path results from core.library.commands.import_models.
     """
@@ -65,7 +66,6 @@ class Importer(QObject):
         super().__init__(parent)
         self._parent = parent
         self.dialog: QMessageBox | None = None
-        self.worker: FunctionWorker | None = None
 
     def ask(self, paths: list[str]) -> None:
         if not paths:
@@ -98,8 +98,7 @@ class Importer(QObject):
     def run(self, paths: list[str], mode: str) -> None:
         from macllm_app.core.library.commands import import_models
 
-        worker = FunctionWorker(import_models, paths, mode)
-        worker.finished.connect(self.done)
-        worker.failed.connect(lambda message: self.done.emit([{"path": "", "error": message}]))
-        self.worker = worker
-        worker.start()
+        (Task.call(self, lambda: import_models(paths, mode), name="import models")
+         .on_done(self.done.emit)
+         .on_error(lambda error: self.done.emit([{"path": "", "error": describe(error)}]))
+         .start())

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from macllm_app.core.errors import describe
 from macllm_app.core.platform import current as current_platform
 from macllm_app.ui.panes.library.conversions import ConversionActions
 from macllm_app.ui.panes.library.details import DetailsPanel
@@ -33,7 +34,7 @@ from macllm_app.ui.panes.library.hub_view import HubBrowser
 from macllm_app.ui.panes.library.importing import Importer, accept_file_drop
 from macllm_app.ui.panes.library.job_strip import JobStrip
 from macllm_app.ui.panes.library.table_model import ROW_ROLE, SORT_ROLE, LibraryTableModel
-from macllm_app.ui.workers import FunctionWorker
+from macllm_app.ui.tasks import Task
 
 
 class LibraryPane(QWidget):
@@ -46,7 +47,6 @@ class LibraryPane(QWidget):
         self.setObjectName("libraryPane")
         self.setAcceptDrops(True)
         self._n_ctx = n_ctx
-        self._list_worker: FunctionWorker | None = None
         self._listed_once = False
         self._shown_path: str | None = None
         self._select_after_refresh: str | None = None
@@ -152,16 +152,13 @@ class LibraryPane(QWidget):
     def refresh(self) -> None:
         from macllm_app.core.library.listing import library_rows
 
-        worker = FunctionWorker(library_rows, self._n_ctx())
-        worker.finished.connect(self._show_rows)
-        worker.failed.connect(self.status_message)
-        self._list_worker = worker
-        worker.start()
+        n_ctx = self._n_ctx()
+        (Task.call(self, lambda: library_rows(n_ctx), key="list", name="list models")
+         .on_done(self._show_rows)
+         .on_error(lambda error: self.status_message.emit(describe(error)))
+         .start())
 
-    @Slot(object)
-    def _show_rows(self, rows: object) -> None:
-        if self.sender() is not self._list_worker or not isinstance(rows, list):
-            return
+    def _show_rows(self, rows: list[dict[str, Any]]) -> None:
         chosen = self.selected_row()
         wanted = self._select_after_refresh or (chosen["path"] if chosen else None)
         self._select_after_refresh = None
@@ -263,11 +260,16 @@ class LibraryPane(QWidget):
             return
         from macllm_app.core.library.listing import delete_owned
 
-        worker = FunctionWorker(delete_owned, row["path"])
-        worker.finished.connect(lambda name: self.status_message.emit(f"Deleted {name}"))
-        worker.finished.connect(lambda _name: self.refresh())
-        worker.failed.connect(self.status_message)
-        worker.start()
+        path = row["path"]
+
+        def deleted(name: str) -> None:
+            self.status_message.emit(f"Deleted {name}")
+            self.refresh()
+
+        (Task.call(self, lambda: delete_owned(path), name="delete model")
+         .on_done(deleted)
+         .on_error(lambda error: self.status_message.emit(describe(error)))
+         .start())
 
     # -- import ---------------------------------------------------------------
     @Slot()

@@ -7,9 +7,11 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
+from macllm_app.core.types import engine_title
+from macllm_app.core.units import human_size
+
 COLUMNS = ("Name", "Format", "Engines", "Size", "Quant", "Context", "Fit", "Source")
 FIT_LABELS = {"fits": "Fits", "tight": "Tight", "wont_fit": "Won't fit"}
-ENGINE_LABELS = {"llama.cpp": "llama.cpp", "mlx": "MLX"}
 FIT_COLORS = {"fits": "#248a3d", "tight": "#b25000", "wont_fit": "#d70015"}
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -17,19 +19,8 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 Index = QModelIndex | QPersistentModelIndex
 
 
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit in ("B", "KB") else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"  # pragma: no cover
-
-
 def engines_text(engines: list[str] | tuple[str, ...] | None) -> str:
-    return ", ".join(ENGINE_LABELS.get(e, e) for e in engines or ())
+    return ", ".join(engine_title(e) for e in engines or ())
 
 
 def _cell(row: dict[str, Any], column: int) -> str:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import Slot
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
-from macllm_app.ui.workers import FunctionWorker
+from macllm_app.core.errors import describe
+from macllm_app.ui.tasks import Task
 
 
 class TokenBox(QWidget):
     def __init__(self) -> None:
         super().__init__()
-        self._worker: FunctionWorker | None = None
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QLabel("Hugging Face token"))
@@ -41,23 +44,23 @@ class TokenBox(QWidget):
             self._asked = True
             self.refresh()
 
-    def _run(self, fn: object, *args: object) -> None:
+    def _run(self, change: Callable[[], None] | None = None) -> None:
+        """Make `change` to the keychain (if any), then show what it holds."""
         from macllm_app.core.library import commands
 
-        def call() -> object:
-            if callable(fn):
-                fn(*args)
+        def call() -> dict[str, Any]:
+            if change is not None:
+                change()
             return commands.hf_token_status()
 
-        worker = FunctionWorker(call)
-        worker.finished.connect(self._show)
-        worker.failed.connect(self.status.setText)
-        self._worker = worker
-        worker.start()
+        (Task.call(self, call, key="token", name="Hub token")
+         .on_done(self._show)
+         .on_error(lambda error: self.status.setText(describe(error)))
+         .start())
 
     @Slot()
     def refresh(self) -> None:
-        self._run(None)
+        self._run()
 
     @Slot()
     def save(self) -> None:
@@ -65,7 +68,7 @@ class TokenBox(QWidget):
 
         token = self.edit.text()
         self.edit.clear()
-        self._run(set_hf_token, token)
+        self._run(lambda: set_hf_token(token))
 
     @Slot()
     def remove(self) -> None:
@@ -73,10 +76,7 @@ class TokenBox(QWidget):
 
         self._run(delete_hf_token)
 
-    @Slot(object)
-    def _show(self, status: object) -> None:
-        if not isinstance(status, dict):
-            return
+    def _show(self, status: dict[str, Any]) -> None:
         secure = bool(status["secure_keychain"])
         self.edit.setEnabled(secure)
         self.save_button.setEnabled(secure)

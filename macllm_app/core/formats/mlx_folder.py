@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from macllm_app.core.errors import ModelFileError
-from macllm_app.core.library.metadata import ModelMetadata
-from macllm_app.core.library.safetensors_header import SafeTensor, read_safetensors_header
+from macllm_app.core.formats.metadata import ModelMetadata
+from macllm_app.core.formats.safetensors_header import SafeTensor, read_safetensors_header
 
 CODE_SUFFIXES = frozenset({".py", ".pyc", ".pyo", ".so", ".dylib"})
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib"})

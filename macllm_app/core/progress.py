@@ -1,13 +1,11 @@
-"""Progress callbacks for conversions: `progress(fraction, message)`."""
+"""Helpers for `progress(fraction, message)` callbacks (`types.ProgressCallback`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-Progress = Callable[[float, str], None]
+from macllm_app.core.types import ProgressCallback
 
 
-def monotonic(progress: Progress | None) -> Progress:
+def monotonic(progress: ProgressCallback | None) -> ProgressCallback:
     """Forward progress clamped to [0, 1] and never going backwards."""
     if progress is None:
         return lambda _f, _msg: None
@@ -20,6 +18,6 @@ def monotonic(progress: Progress | None) -> Progress:
     return report
 
 
-def span(progress: Progress, start: float, end: float) -> Progress:
+def span(progress: ProgressCallback, start: float, end: float) -> ProgressCallback:
     """Map a sub-task's 0..1 onto start..end of the whole."""
     return lambda f, msg: progress(start + (end - start) * min(max(f, 0.0), 1.0), msg)

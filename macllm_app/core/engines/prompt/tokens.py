@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from macllm_app.core.chat.context_policy import fit_to_context, prompt_budget
-from macllm_app.core.engines.types import GenerationRequest, Message
+from macllm_app.core.engines.prompt.context_policy import fit_to_context, prompt_budget
 from macllm_app.core.errors import EngineError
+from macllm_app.core.types import GenerationRequest, Message
 
 ChatEncoder = Callable[[Sequence[Message]], list[int]]
 TextEncoder = Callable[[str], list[int]]

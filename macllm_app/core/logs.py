@@ -1,4 +1,8 @@
-"""Named loggers: one per subsystem (`macllm.engine.host`, `macllm.ui.chat`, ...)."""
+"""Named loggers: one per subsystem (`macllm.engine.host`, `macllm.ui.chat`, ...).
+
+The app logs to `macllm-app.log`, the engine host to `engine-host.log`, both in
+the profile's logs folder (and to stderr).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ import logging.handlers
 from macllm_app.core import paths
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+APP_LOG = "macllm-app.log"
+HOST_LOG = "engine-host.log"
 
 
-def setup_logging(level: int = logging.INFO, *, to_file: bool = True) -> None:
+def setup_logging(level: int = logging.INFO, *, to_file: bool = True,
+                  file_name: str = APP_LOG) -> None:
     """Log to stderr, and to a rotating file in the profile's logs folder."""
     root = logging.getLogger("macllm")
     if root.handlers:
@@ -21,7 +28,6 @@ def setup_logging(level: int = logging.INFO, *, to_file: bool = True) -> None:
     root.addHandler(stream)
     if to_file:
         handler = logging.handlers.RotatingFileHandler(
-            paths.logs_dir() / "macllm-app.log", maxBytes=2_000_000, backupCount=3,
-            encoding="utf-8")
+            paths.logs_dir() / file_name, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
         handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(handler)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from macllm_app.core.engines.types import Message
 from macllm_app.core.errors import EngineError
+from macllm_app.core.types import Message
 
 MIN_REPLY_TOKENS = 64
 """Room always kept free for the reply, however small `max_tokens` is."""

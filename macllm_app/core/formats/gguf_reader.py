@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from macllm_app.core.errors import ModelFileError
-from macllm_app.core.library.ggml_types import TENSOR_TYPES, tensor_nbytes
+from macllm_app.core.formats.ggml_types import TENSOR_TYPES, tensor_nbytes
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)

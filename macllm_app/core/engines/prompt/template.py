@@ -16,8 +16,8 @@ from jinja2 import TemplateSyntaxError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from macllm_app.core.engines.types import Message
 from macllm_app.core.errors import TemplateError, one_line
+from macllm_app.core.types import Message
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"

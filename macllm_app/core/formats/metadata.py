@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from macllm_app.core.library.ggml_types import FILE_TYPES, MLX_GGUF_TYPES
-from macllm_app.core.library.gguf_reader import GGUFArray, GGUFHeader, Value
+from macllm_app.core.formats.ggml_types import FILE_TYPES, MLX_GGUF_TYPES
+from macllm_app.core.formats.gguf_reader import GGUFArray, GGUFHeader, Value
 
 ModelFormat = Literal["gguf", "mlx"]
 
