@@ -267,8 +267,8 @@ class Task(Generic[T, Y]):
     # -- on the pool thread --------------------------------------------------------
     def _run(self) -> None:
         try:
-            if self._cancel.is_set():
-                raise Cancelled
+            if self._cancel.is_set() and self._cancel_hook is None:
+                raise Cancelled  # cancelled before it began (a hooked source stops itself)
             self.result = self._work(self._context)
             self.outcome = "done"
         except Cancelled:

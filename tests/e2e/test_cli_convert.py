@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.library.gguf_writer import TinyGGUF
+from tests.support.gguf_writer import TinyGGUF
 
 pytestmark = [pytest.mark.mlx, pytest.mark.llamacpp, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mlx_tiny import make_tiny_mlx_model
+from tests.support.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = [pytest.mark.mlx, pytest.mark.slow]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.library.fake_hub import FakeHub, FakeRepo
-from tests.library.gguf_writer import TinyGGUF
-from tests.library.slow_hub import slow_cdn
+from tests.support.fake_hub import FakeHub, FakeRepo
+from tests.support.gguf_writer import TinyGGUF
+from tests.support.slow_hub import slow_cdn
 
 MACLLM = [sys.executable, "-m", "macllm_app.cli"]
 

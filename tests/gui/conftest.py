@@ -1,4 +1,4 @@
-"""GUI fixtures: a MainWindow on a private profile, small generations, helpers."""
+"""GUI fixtures: a MainWindow on a private profile, small generations."""
 
 from __future__ import annotations
 
@@ -53,18 +53,3 @@ def make_window(qtbot: Any, gui_settings: Any) -> Iterator[Callable[..., Any]]:
 def window(make_window: Callable[..., Any]) -> Any:
     """A window whose default model loads at start (real engine host)."""
     return make_window()
-
-
-def wait_loaded(qtbot: Any, window: Any, timeout: int = 60_000) -> None:
-    qtbot.waitUntil(window.engine.is_ready, timeout=timeout)
-
-
-def wait_reply(qtbot: Any, pane: Any, timeout: int = 180_000) -> None:
-    """Wait until the pane is no longer generating."""
-    qtbot.waitUntil(lambda: not pane.is_streaming(), timeout=timeout)
-
-
-def send_and_wait(qtbot: Any, pane: Any, text: str, timeout: int = 180_000) -> None:
-    with qtbot.waitSignal(pane.streaming_changed, timeout=timeout,
-                          check_params_cb=lambda streaming: streaming is False):
-        pane.send(text)

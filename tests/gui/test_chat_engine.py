@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.gui.conftest import send_and_wait, wait_loaded
-from tests.gui.helpers import last_reply, set_max_tokens
+from tests.support.gui_helpers import last_reply, send_and_wait, set_max_tokens, wait_loaded
 
 pytestmark = [pytest.mark.gui, pytest.mark.llamacpp, pytest.mark.slow]
 

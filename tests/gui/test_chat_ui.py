@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from macllm_app.core.chat.store import ChatStore
-from tests.gui.helpers import STATS, seed_conversation
+from tests.support.gui_helpers import STATS, seed_conversation
 
 pytestmark = pytest.mark.gui
 

@@ -12,8 +12,8 @@ from PySide6.QtCore import Qt
 from macllm_app.core.engines.select import installed_engines
 from macllm_app.core.formats.inspect import inspect_model
 from macllm_app.core.formats.mlx_folder import validate_mlx_folder
-from tests.gui.library_helpers import cells, click_box_button, open_library, rows_by_path
-from tests.library.gguf_writer import TinyGGUF
+from tests.support.gguf_writer import TinyGGUF
+from tests.support.library_gui_helpers import cells, click_box_button, open_library, rows_by_path
 
 pytestmark = [pytest.mark.gui,
               pytest.mark.skipif("mlx" not in installed_engines(), reason="needs MLX")]
@@ -102,7 +102,7 @@ def test_cancel_a_conversion_leaves_nothing_behind(
 def test_export_a_tiny_mlx_model_to_gguf(
         qtbot: Any, make_window: Any, tmp_path: Path, macllm_home: Path) -> None:
     from macllm_app.core.library.commands import import_model
-    from tests.mlx_tiny import make_tiny_mlx_model
+    from tests.support.mlx_tiny import make_tiny_mlx_model
 
     folder = make_tiny_mlx_model(tmp_path / "tiny-llama")
     import_model(str(folder), "link")
@@ -131,7 +131,7 @@ def test_export_to_a_file_the_user_chooses(
         qtbot: Any, make_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from macllm_app.core.library.commands import import_model
     from macllm_app.ui.panes.library import conversions
-    from tests.mlx_tiny import make_tiny_mlx_model
+    from tests.support.mlx_tiny import make_tiny_mlx_model
 
     folder = make_tiny_mlx_model(tmp_path / "tiny-llama")
     import_model(str(folder), "link")
@@ -159,7 +159,7 @@ def test_export_to_a_file_the_user_chooses(
 def test_actions_that_do_not_apply_say_why(
         qtbot: Any, make_window: Any, tmp_path: Path) -> None:
     from macllm_app.core.library.commands import import_model
-    from tests.library.mlx_fixtures import make_mlx_folder
+    from tests.support.mlx_fixtures import make_mlx_folder
 
     kquant = TinyGGUF.llama(quant="Q4_K", emb=256, name="K Quant").write(tmp_path / "k.gguf")
     qwen = TinyGGUF.llama(arch="qwen2", quant="Q8_0", name="Qwen").write(tmp_path / "q.gguf")

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from tests.gui.conftest import send_and_wait, wait_loaded
-from tests.gui.library_helpers import answer_next_modal, open_library
-from tests.library.gguf_writer import TinyGGUF
+from tests.support.gguf_writer import TinyGGUF
+from tests.support.gui_helpers import send_and_wait, wait_loaded
+from tests.support.library_gui_helpers import answer_next_modal, open_library
 
 pytestmark = [pytest.mark.gui, pytest.mark.llamacpp]
 

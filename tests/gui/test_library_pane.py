@@ -10,7 +10,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFileOpenEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from tests.gui.library_helpers import (
+from tests.support.gguf_writer import TinyGGUF
+from tests.support.library_gui_helpers import (
     answer_next_modal,
     cells,
     click_box_button,
@@ -18,7 +19,6 @@ from tests.gui.library_helpers import (
     refresh,
     rows_by_path,
 )
-from tests.library.gguf_writer import TinyGGUF
 
 pytestmark = pytest.mark.gui
 

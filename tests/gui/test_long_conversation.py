@@ -17,7 +17,7 @@ from macllm_app.core.chat.store import ChatStore
 from macllm_app.ui.panes.chat import message_view, stream_body
 from macllm_app.ui.panes.chat.markdown import render_markdown
 from macllm_app.ui.panes.chat.message_widget import MessageWidget
-from tests.gui.helpers import seed_conversation
+from tests.support.gui_helpers import seed_conversation
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ import pytest
 
 from macllm_app.core.convert.gguf_to_mlx import convert_gguf_to_mlx
 from macllm_app.core.errors import Cancelled, ModelFileError, UserError
-from tests.library.convert_models import (
+from tests.support.convert_models import (
     CHAT,
     TRICKY_TEXTS,
     agreeing_prefix,
@@ -28,7 +28,7 @@ from tests.library.convert_models import (
     mlx_greedy,
     requantize,
 )
-from tests.library.gguf_writer import TinyGGUF
+from tests.support.gguf_writer import TinyGGUF
 
 pytestmark = [pytest.mark.mlx, pytest.mark.llamacpp, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ import pytest
 from macllm_app.core.convert.mlx_to_gguf import export_mlx_to_gguf, gguf_export_support
 from macllm_app.core.errors import UserError
 from macllm_app.core.formats.gguf_reader import read_gguf_header
-from tests.library.convert_models import CHAT, TRICKY_TEXTS, llama, llama_greedy, requantize
+from tests.support.convert_models import CHAT, TRICKY_TEXTS, llama, llama_greedy, requantize
 
 pytestmark = [pytest.mark.mlx, pytest.mark.llamacpp, pytest.mark.slow]
 

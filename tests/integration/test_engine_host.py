@@ -20,7 +20,7 @@ from macllm_app.core.types import (
     SamplingParams,
     TextDelta,
 )
-from tests.engine_events import collect_events, greedy_request, stream_and_cancel
+from tests.support.engine_events import collect_events, greedy_request, stream_and_cancel
 
 pytestmark = pytest.mark.llamacpp
 

@@ -19,8 +19,8 @@ from macllm_app.core.types import (
     Message,
     TextDelta,
 )
-from tests.engine_events import collect_events, greedy_request, stream_and_cancel
-from tests.mlx_tiny import make_tiny_mlx_model
+from tests.support.engine_events import collect_events, greedy_request, stream_and_cancel
+from tests.support.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = pytest.mark.mlx
 

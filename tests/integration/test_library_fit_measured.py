@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _measure(*args: str) -> int:
     # Linux carries the parent's peak RSS into ru_maxrss across fork+exec, so the
     # measured process is started by a small shell in the background, not by pytest.
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "tests.library.measure_llama",
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "tests.support.measure_llama",
                                             *args])
     proc = subprocess.run(["/bin/sh", "-c", f"{cmd} & wait $!"], cwd=ROOT, capture_output=True,
                           text=True, timeout=240, check=False)

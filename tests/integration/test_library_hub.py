@@ -17,9 +17,9 @@ from macllm_app.core.library import commands
 from macllm_app.core.library.catalogue import Catalogue
 from macllm_app.core.library.download import Downloader, DownloadError, safe_relative_path
 from macllm_app.core.library.pull import hub_dir
-from tests.library.fake_hub import FakeHub, FakeRepo
-from tests.library.gguf_writer import TinyGGUF
-from tests.library.mlx_fixtures import make_mlx_folder
+from tests.support.fake_hub import FakeHub, FakeRepo
+from tests.support.gguf_writer import TinyGGUF
+from tests.support.mlx_fixtures import make_mlx_folder
 from tests.unit.test_library_token import MemoryKeyring
 
 

@@ -20,7 +20,7 @@ from macllm_app.core.types import (
     SamplingParams,
     TextDelta,
 )
-from tests.engine_events import collect_events
+from tests.support.engine_events import collect_events
 
 if TYPE_CHECKING:
     from macllm_app.core.engines.llamacpp import LlamaCppEngine

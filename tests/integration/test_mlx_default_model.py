@@ -24,7 +24,7 @@ from macllm_app.core.types import (
     Message,
     TextDelta,
 )
-from tests.engine_events import collect_events, greedy_request
+from tests.support.engine_events import collect_events, greedy_request
 
 pytestmark = [pytest.mark.mlx, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ from macllm_app.core.types import (
     SamplingParams,
     TextDelta,
 )
-from tests.engine_events import collect_events, greedy_request
-from tests.mlx_tiny import make_tiny_mlx_model
+from tests.support.engine_events import collect_events, greedy_request
+from tests.support.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = pytest.mark.mlx
 

@@ -69,3 +69,20 @@ def test_importing_core_and_cli_loads_no_engine() -> None:
     result = _run(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_library_import_is_lazy() -> None:
+    code = (
+        "import sys\n"
+        "import macllm_app.core.library.commands, macllm_app.core.library.stores\n"
+        "import macllm_app.core.library.importer, macllm_app.core.library.pull\n"
+        "import macllm_app.core.library.download, macllm_app.core.library.hub\n"
+        "import macllm_app.core.library.loading, macllm_app.core.library.model_choice\n"
+        "import macllm_app.core.hardware.fit, macllm_app.core.library.memory_records\n"
+        "bad = [m for m in ('huggingface_hub', 'llama_cpp', 'PySide6', 'mlx', 'httpx2', 'gguf')"
+        " if m in sys.modules]\n"
+        "print(bad)\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -18,8 +18,8 @@ from macllm_app.core.library.conversions import (
     mlx_conversion_block,
     partial_cleanup,
 )
-from tests.library.gguf_writer import TinyGGUF
-from tests.library.mlx_fixtures import make_mlx_folder
+from tests.support.gguf_writer import TinyGGUF
+from tests.support.mlx_fixtures import make_mlx_folder
 
 needs_mlx = pytest.mark.skipif("mlx" not in installed_engines(), reason="MLX is not installed")
 

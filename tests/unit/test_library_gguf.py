@@ -13,7 +13,7 @@ from macllm_app.core.errors import ModelFileError
 from macllm_app.core.formats.ggml_types import FILE_TYPES, TENSOR_TYPES
 from macllm_app.core.formats.gguf_reader import read_gguf_header
 from macllm_app.core.formats.inspect import inspect_model
-from tests.library.gguf_writer import T_STRING, T_UINT32, TinyGGUF, gguf_string, type_id
+from tests.support.gguf_writer import T_STRING, T_UINT32, TinyGGUF, gguf_string, type_id
 
 
 def test_default_model_metadata(default_model: Path) -> None:

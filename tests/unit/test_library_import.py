@@ -12,8 +12,9 @@ from macllm_app.core import paths
 from macllm_app.core.errors import ModelFileError, UserError
 from macllm_app.core.library import commands
 from macllm_app.core.library.catalogue import Catalogue
-from tests.library.gguf_writer import TinyGGUF
-from tests.library.mlx_fixtures import make_mlx_folder
+from macllm_app.core.library.model_choice import resolve_model
+from tests.support.gguf_writer import TinyGGUF
+from tests.support.mlx_fixtures import make_mlx_folder
 
 
 def test_link_and_copy(tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ def test_link_and_copy(tmp_path: Path) -> None:
     assert Path(copied["path"]).read_bytes() == src.read_bytes()
     assert copied["id"] == "tiny-q4_0-2"
     assert not list(paths.models_dir().glob(".importing-*"))
-    assert commands.resolve_model("tiny-q4_0") == str(src)
+    assert resolve_model("tiny-q4_0") == src
     folder = commands.import_model(str(make_mlx_folder(tmp_path / "mlx-model")), mode="copy")
     assert (Path(folder["path"]) / "config.json").is_file()
 

@@ -10,7 +10,7 @@ import pytest
 from macllm_app.core.errors import UserError
 from macllm_app.core.library import commands, listing
 from macllm_app.core.library.pull import hub_dir
-from tests.library.gguf_writer import TinyGGUF
+from tests.support.gguf_writer import TinyGGUF
 
 
 def test_rows_list_the_bundled_model_once(tmp_path: Path, default_model: Path) -> None:

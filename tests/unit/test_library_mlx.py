@@ -10,7 +10,7 @@ import pytest
 
 from macllm_app.core.errors import ModelFileError
 from macllm_app.core.formats.inspect import inspect_model
-from tests.library.mlx_fixtures import make_mlx_folder, write_safetensors
+from tests.support.mlx_fixtures import make_mlx_folder, write_safetensors
 
 
 def test_good_folder_metadata(tmp_path: Path) -> None:

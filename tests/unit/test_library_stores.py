@@ -12,8 +12,8 @@ from macllm_app.core.engines.select import installed
 from macllm_app.core.library import commands
 from macllm_app.core.library.catalogue import Catalogue
 from macllm_app.core.library.stores import refresh_store_index
-from tests.library.gguf_writer import TinyGGUF
-from tests.library.mlx_fixtures import make_mlx_folder
+from tests.support.gguf_writer import TinyGGUF
+from tests.support.mlx_fixtures import make_mlx_folder
 
 
 @pytest.fixture

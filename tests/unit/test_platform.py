@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from macllm_app.core.engines.host import describe_exit
+from macllm_app.core.child_process import describe_exit
 from macllm_app.core.platform.linux import parse_psi
 from macllm_app.core.platform.macos import MacOSPlatform, parse_pressure_level
 

@@ -11,6 +11,7 @@ import pytest
 
 from macllm_app.core import paths
 from macllm_app.core import settings as settings_mod
+from macllm_app.core.types import SamplingParams
 from macllm_app.core.settings import Settings
 
 
@@ -87,14 +88,11 @@ def test_version_without_migration_gives_defaults(monkeypatch: pytest.MonkeyPatc
     assert "no migration" in caplog.text
 
 
-def test_sampling_and_load_config_helpers(default_model: Path) -> None:
-    current = Settings()
-    current.sampling.max_tokens = 32
-    params = settings_mod.sampling_params(current.sampling, temperature=0.0)
-    assert params.max_tokens == 32 and params.temperature == 0.0
-    config = settings_mod.load_config(current.engine)
-    assert config.model_path == str(default_model)
-    assert config.n_ctx == 4096 and config.engine == "llama.cpp"
+def test_the_sampling_defaults_are_the_engines_defaults() -> None:
+    engines = SamplingParams()
+    settings = Settings().sampling
+    assert {name: getattr(engines, name) for name in type(settings).model_fields} == \
+        settings.model_dump()
 
 
 def test_every_field_has_a_title_and_help() -> None:

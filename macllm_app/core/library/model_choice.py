@@ -31,7 +31,7 @@ def resolve_model(ref: str | None) -> Path:
         return Path(entry.path)
     path = Path(ref).expanduser()
     if path.exists():
-        return path.absolute()
+        return path.resolve()
     raise UserError(f"No model with id or path {ref!r} (see `macllm models list`).")
 
 

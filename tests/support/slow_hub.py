@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.library.fake_hub import _Handler
+from tests.support.fake_hub import _Handler
 
 PIECE = 1 << 16
 

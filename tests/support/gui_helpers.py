@@ -1,4 +1,5 @@
-"""Chat store helpers for GUI tests: seeding it directly, per-chat settings, replies."""
+"""GUI test helpers: waiting for the model and replies, seeding the chat store directly,
+per-chat settings, replies."""
 
 from __future__ import annotations
 
@@ -39,3 +40,18 @@ def last_reply(pane: Any) -> Any:
     path = pane.store.active_path(pane.conversation_id)
     assert path and path[-1].role == "assistant"
     return path[-1]
+
+
+def wait_loaded(qtbot: Any, window: Any, timeout: int = 60_000) -> None:
+    qtbot.waitUntil(window.engine.is_ready, timeout=timeout)
+
+
+def wait_reply(qtbot: Any, pane: Any, timeout: int = 180_000) -> None:
+    """Wait until the pane is no longer generating."""
+    qtbot.waitUntil(lambda: not pane.is_streaming(), timeout=timeout)
+
+
+def send_and_wait(qtbot: Any, pane: Any, text: str, timeout: int = 180_000) -> None:
+    with qtbot.waitSignal(pane.streaming_changed, timeout=timeout,
+                          check_params_cb=lambda streaming: streaming is False):
+        pane.send(text)

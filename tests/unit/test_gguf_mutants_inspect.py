@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_gguf_fuzz_corpus(default_model: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.library.fuzz_gguf", str(default_model), "1000",
+        [sys.executable, "-m", "tests.support.fuzz_gguf", str(default_model), "1000",
          str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )

@@ -10,10 +10,10 @@ import keyring
 import pytest
 from keyring.backends.null import Keyring as NullKeyring
 
-from tests.gui.library_helpers import open_library, rows_by_path
-from tests.library.fake_hub import FakeHub, FakeRepo
-from tests.library.gguf_writer import TinyGGUF
-from tests.library.slow_hub import slow_cdn
+from tests.support.fake_hub import FakeHub, FakeRepo
+from tests.support.gguf_writer import TinyGGUF
+from tests.support.library_gui_helpers import open_library, rows_by_path
+from tests.support.slow_hub import slow_cdn
 from tests.unit.test_library_token import MemoryKeyring
 
 pytestmark = pytest.mark.gui

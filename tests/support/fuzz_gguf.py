@@ -1,6 +1,6 @@
 """Run the GGUF fuzz corpus through inspect and import; print a JSON summary.
 
-Run as a subprocess (`python -m tests.library.fuzz_gguf MODEL COUNT WORKDIR`) so a
+Run as a subprocess (`python -m tests.support.fuzz_gguf MODEL COUNT WORKDIR`) so a
 native crash or hang shows up as a failed process, and so we can prove that
 llama_cpp was never imported.
 """
@@ -20,7 +20,7 @@ def run(model: Path, count: int, workdir: Path) -> dict[str, object]:
     os.environ["MACLLM_HOME"] = str(workdir / "home")
     from macllm_app.core.errors import ModelFileError
     from macllm_app.core.library import commands
-    from tests.library.gguf_corpus import FieldMap, WorkingFile, mutations
+    from tests.support.gguf_corpus import FieldMap, WorkingFile, mutations
 
     fmap = FieldMap.of(model)
     work = WorkingFile(fmap, workdir / "mutant.gguf")

@@ -16,8 +16,14 @@ from PySide6.QtGui import QStandardItemModel
 
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.library.mlx_copies import PROGRESS_PREFIX
-from tests.gui.conftest import send_and_wait, wait_loaded
-from tests.gui.helpers import STATS, last_reply, seed_conversation, set_max_tokens
+from tests.support.gui_helpers import (
+    STATS,
+    last_reply,
+    seed_conversation,
+    send_and_wait,
+    set_max_tokens,
+    wait_loaded,
+)
 
 pytestmark = pytest.mark.gui
 
@@ -131,7 +137,7 @@ def test_other_engine_disabled_when_mlx_is_not_installed(
 @pytest.mark.slow
 def test_an_mlx_folder_runs_on_mlx_only(qtbot: Any, make_window: Any,
                                         tmp_path: Path) -> None:
-    from tests.mlx_tiny import make_tiny_mlx_model
+    from tests.support.mlx_tiny import make_tiny_mlx_model
 
     folder = make_tiny_mlx_model(tmp_path / "tiny-mlx")
     window = make_window(load=False)

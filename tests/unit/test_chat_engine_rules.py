@@ -21,8 +21,13 @@ from macllm_app.core.types import (
     Role,
     TextDelta,
 )
-from macllm_app.ui.panes.chat.comparison import comparison_rows
-from macllm_app.ui.panes.chat.engine_choice import ModelEngines, compare_target
+from macllm_app.core.chat.comparison import comparison_rows
+from macllm_app.core.chat.engine_choice import (
+    ModelEngines,
+    compare_button,
+    compare_target,
+    resolve_engine,
+)
 
 BOTH = ("llama.cpp", "mlx")
 
@@ -115,6 +120,25 @@ def test_comparison_rows_put_the_two_replies_side_by_side() -> None:
         ("Prompt", "512.0 tok/s", "–"),
         ("Decode", "48.1 tok/s", "6.0 tok/s"),
         ("Tokens", "12 (prompt 30)", "12"),
-        ("Peak memory", "3.00 GB", "250 MB"),
+        ("Peak memory", "3.0 GB", "250.0 MB"),
     ]
     assert comparison_rows(None, {})[0] == ("Engine", "–", "–")
+
+
+def test_a_chat_runs_on_its_chosen_engine_only_where_that_engine_runs_the_model() -> None:
+    gguf = ModelEngines("m.gguf", "gguf", BOTH, BOTH)
+    folder = ModelEngines("tiny", "mlx", ("mlx",), BOTH)
+    assert resolve_engine("mlx", gguf, "llama.cpp") == ("mlx", "")
+    assert resolve_engine(None, gguf, "llama.cpp") == (None, "")
+    assert resolve_engine("mlx", None, "llama.cpp") == (None, ""), "unknown engines: automatic"
+    engine, note = resolve_engine("llama.cpp", folder, "mlx")
+    assert engine is None
+    assert note == ("llama.cpp runs GGUF files; this model is an MLX folder. "
+                    "Running on MLX instead.")
+
+
+def test_the_compare_button_names_its_engine_or_says_why_not() -> None:
+    text, enabled, tip = compare_button("mlx", "")
+    assert (text, enabled) == ("Run on MLX", True) and "MLX" in tip
+    assert compare_button(None, "Wait for the reply to finish.") == (
+        "Run on the other engine", False, "Wait for the reply to finish.")

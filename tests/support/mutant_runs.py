@@ -8,7 +8,7 @@ from pathlib import Path
 
 from macllm_app.core.errors import ModelFileError
 from macllm_app.core.formats.inspect import inspect_model
-from tests.library.gguf_corpus import FieldMap, materialize
+from tests.support.gguf_corpus import FieldMap, materialize
 
 ROOT = Path(__file__).resolve().parents[2]
 
