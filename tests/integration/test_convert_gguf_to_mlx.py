@@ -1,11 +1,14 @@
 """GGUF -> MLX on the real default model, checked against llama.cpp.
 
 The converted folder must load with plain `mlx_lm.load`, tokenize exactly like
-llama.cpp, and compute the same model. Exact greedy agreement is asserted where
-both engines compute with the same weights in float (an F16 copy that llama.cpp
-makes of the default model). On the Q4_1 file llama.cpp quantizes activations to
-8 bits inside its matrix products, which moves logits by ~0.5-1.0; there the test
-asserts that MLX's Q4_1 model equals its F16 model and stays close to llama.cpp.
+llama.cpp, and compute the same model: both engines' logits along the same tokens
+(llama.cpp's greedy continuation) agree within tolerances that hold on every CPU
+(see tests/support/convert_models.py). On an F16 copy that llama.cpp makes of the
+default model the engines compute with the same weights in float: their logits
+agree to a few hundredths. On the Q4_1 file llama.cpp quantizes activations to 8
+bits inside its matrix products, which moves logits by up to ~1; there MLX's Q4_1
+model must equal its F16 model, and stay close to llama.cpp in distribution, its
+top choices differing only at near-ties.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from macllm_app.core.errors import Cancelled, ModelFileError, UserError
 from tests.support.convert_models import (
     CHAT,
     TRICKY_TEXTS,
-    agreeing_prefix,
+    agreement,
     llama,
     llama_greedy,
-    mlx_greedy,
+    llama_logits,
+    mlx_logits,
     requantize,
 )
 from tests.support.gguf_writer import TinyGGUF
@@ -86,22 +90,19 @@ def test_tokenizer_matches_llama_cpp(mlx_model: tuple[Any, Any], default_model: 
         assert tokenizer.decode(ours) == text
 
 
-def test_greedy_tokens_match_llama_cpp_on_the_f16_copy(f16_folder: Path, f16_gguf: Path) -> None:
+def test_the_f16_copy_computes_llama_cpps_logits(f16_folder: Path, f16_gguf: Path) -> None:
     import mlx_lm
 
     model, tokenizer = mlx_lm.load(str(f16_folder))
     ids = tokenizer.encode(_prompt(tokenizer), add_special_tokens=False)
-    llm = llama(f16_gguf)
+    llm = llama(f16_gguf, logits_all=True)
     assert ids == llm.tokenize(_prompt(tokenizer).encode(), add_bos=False, special=True)
-    ours = mlx_greedy(model, ids, GREEDY_TOKENS)
-    theirs = llama_greedy(llm, ids, GREEDY_TOKENS)
-    assert ours == theirs, (tokenizer.decode(ours), tokenizer.decode(theirs))
-
-
-def _logits(model: Any, ids: list[int]) -> np.ndarray:
-    import mlx.core as mx
-
-    return np.array(model(mx.array([ids]))[0].astype(mx.float32))
+    seq = ids + llama_greedy(llm, ids, GREEDY_TOKENS)
+    found = agreement(mlx_logits(model, seq, len(ids)), llama_logits(llm, seq, len(ids)))
+    # measured: max_abs 0.035 on AVX-512, 0.025 on AVX2; KL ~3e-6; no top choice differs
+    assert found.max_abs < 0.1, found
+    assert found.mean_kl < 1e-4, found
+    assert found.worst_tie < 0.05, found  # a differing top choice only at an exact tie
 
 
 def test_q4_1_model_computes_the_same_function(mlx_model: tuple[Any, Any], f16_folder: Path,
@@ -111,21 +112,19 @@ def test_q4_1_model_computes_the_same_function(mlx_model: tuple[Any, Any], f16_f
     model, tokenizer = mlx_model
     ids = tokenizer.encode(_prompt(tokenizer), add_special_tokens=False)
     llm = llama(default_model, logits_all=True)
-    continuation = llama_greedy(llm, ids, GREEDY_TOKENS)
-    seq = ids + continuation
-    ours = _logits(model, seq)[len(ids) - 1:-1]
+    seq = ids + llama_greedy(llm, ids, GREEDY_TOKENS)
+    ours = mlx_logits(model, seq, len(ids))
     # Same weights (to float16 rounding) kept quantized or not: the same logits.
     f16_model, _ = mlx_lm.load(str(f16_folder))
-    assert np.abs(ours - _logits(f16_model, seq)[len(ids) - 1:-1]).max() < 0.15
-    # llama.cpp's 8-bit activations move its logits a little; its greedy choices are
-    # MLX's except where its top two are within that noise.
-    llm.reset()
-    llm.eval(seq)
-    theirs = np.array(llm.scores[len(ids) - 1:len(seq) - 1])
-    assert np.abs(ours - theirs).max() < 2.0
-    assert (ours.argmax(-1) == theirs.argmax(-1)).mean() >= 0.8
-    # Greedy decoding agrees as long as MLX's choices along llama.cpp's tokens do.
-    assert agreeing_prefix(ours.argmax(-1).tolist(), continuation) >= 4
+    assert agreement(ours, mlx_logits(f16_model, seq, len(ids))).max_abs < 0.15
+    # llama.cpp's 8-bit activations move its logits by up to ~1: the distributions stay
+    # close, and a top choice differs only where MLX's top two are near-tied.
+    # (measured on AVX-512: mean KL 0.003, top-1 90 %, ties 0.011 and 0.008)
+    found = agreement(ours, llama_logits(llm, seq, len(ids)))
+    assert found.max_abs < 2.0, found
+    assert found.mean_kl < 0.05, found
+    assert found.top1 >= 0.8, found
+    assert found.worst_tie < 0.5, found
 
 
 def test_reading_through_gguf_package_equals_mx_load(default_model: Path) -> None:
@@ -166,7 +165,7 @@ def test_k_quant_file_is_decoded(default_model: Path, tmp_path: Path) -> None:
         assert mx.array_equal(ours[name], ref[name]).item(), name
     model, tokenizer = mlx_lm.load(str(folder))
     ids = tokenizer.encode(_prompt(tokenizer), add_special_tokens=False)
-    assert np.isfinite(_logits(model, ids)).all()
+    assert np.isfinite(mlx_logits(model, ids, 1)).all()
 
 
 def _no_leftovers(parent: Path) -> None:

@@ -1,11 +1,21 @@
 """Helpers for the conversion tests: requantized copies of the default model (made by
-llama.cpp itself), greedy decoding on both engines, and tricky tokenizer inputs."""
+llama.cpp itself), greedy decoding, logits compared between engines, and tricky
+tokenizer inputs.
+
+Engines are compared by their logits along one token sequence, with tolerances
+that hold on every CPU: llama.cpp picks its kernels for the CPU it runs on (AVX2,
+AVX-512, NEON, Metal), so greedy sequences may part at a near-tie on one machine
+and not on another.
+"""
 
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 #: Inputs where tokenizers usually disagree: digits, accents, CJK, emoji, runs of
 #: spaces and newlines, contractions, special tokens inside text.
@@ -68,6 +78,39 @@ def mlx_greedy(model: Any, prompt_ids: list[int], n: int) -> list[int]:
     return out
 
 
-def agreeing_prefix(a: list[int], b: list[int]) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
-                min(len(a), len(b)))
+def llama_logits(llm: Any, seq: list[int], start: int) -> np.ndarray:
+    """llama.cpp's logits for the tokens after seq[start - 1] (each row predicts the next)."""
+    llm.reset()
+    llm.eval(seq)
+    return np.array(llm.scores[start - 1:len(seq) - 1])
+
+
+def mlx_logits(model: Any, seq: list[int], start: int) -> np.ndarray:
+    import mlx.core as mx
+
+    return np.array(model(mx.array([seq]))[0].astype(mx.float32))[start - 1:-1]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely two engines' logits agree along one sequence."""
+
+    max_abs: float       # the largest logit difference
+    mean_kl: float       # mean KL(reference || ours) of the next-token distributions, in nats
+    top1: float          # share of positions whose top choice is the same
+    worst_tie: float     # where the top choices differ: our logit margin between the two
+
+
+def agreement(ours: np.ndarray, reference: np.ndarray) -> Agreement:
+    def log_softmax(x: np.ndarray) -> np.ndarray:
+        x = x - x.max(-1, keepdims=True)
+        return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+    lp, lq = log_softmax(reference.astype(np.float64)), log_softmax(ours.astype(np.float64))
+    kl = (np.exp(lp) * (lp - lq)).sum(-1)
+    mine, theirs = ours.argmax(-1), reference.argmax(-1)
+    rows = np.arange(len(ours))
+    margins = ours[rows, mine] - ours[rows, theirs]
+    return Agreement(max_abs=float(np.abs(ours - reference).max()), mean_kl=float(kl.mean()),
+                     top1=float((mine == theirs).mean()),
+                     worst_tie=float(margins.max(initial=0.0)))

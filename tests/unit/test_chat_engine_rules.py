@@ -9,6 +9,13 @@ from typing import Any
 
 import pytest
 
+from macllm_app.core.chat.comparison import comparison_rows
+from macllm_app.core.chat.engine_choice import (
+    ModelEngines,
+    compare_button,
+    compare_target,
+    resolve_engine,
+)
 from macllm_app.core.chat.records import StoredMessage, check_settings, engine_choice
 from macllm_app.core.chat.session import ChatSession, sampling_params
 from macllm_app.core.chat.store import ChatStore
@@ -20,13 +27,6 @@ from macllm_app.core.types import (
     ModelInfo,
     Role,
     TextDelta,
-)
-from macllm_app.core.chat.comparison import comparison_rows
-from macllm_app.core.chat.engine_choice import (
-    ModelEngines,
-    compare_button,
-    compare_target,
-    resolve_engine,
 )
 
 BOTH = ("llama.cpp", "mlx")

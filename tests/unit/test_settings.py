@@ -11,8 +11,8 @@ import pytest
 
 from macllm_app.core import paths
 from macllm_app.core import settings as settings_mod
-from macllm_app.core.types import SamplingParams
 from macllm_app.core.settings import Settings
+from macllm_app.core.types import SamplingParams
 
 
 def test_missing_file_gives_defaults() -> None:
