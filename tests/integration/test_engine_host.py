@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -9,12 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from macllm_app.core import paths
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.host_main import FLUSH_TOKENS
-from macllm_app.core.errors import EngineCrashed, EngineError
+from macllm_app.core.errors import EngineCrashed, EngineError, RemoteBug, UserError
+from macllm_app.core.logs import HOST_LOG
 from macllm_app.core.types import (
     GenerationRequest,
     GenerationStats,
+    HostMemory,
+    LiveStats,
     LoadConfig,
     Message,
     SamplingParams,
@@ -178,3 +183,39 @@ def test_hostile_template_is_refused_and_the_host_survives(fresh_host: EngineHos
 
 def test_count_tokens_through_the_host(llama_host: EngineHost) -> None:
     assert llama_host.count_tokens("Hello world") == 2
+
+
+def test_live_stats_report_the_engines_speed_while_it_generates(llama_host: EngineHost) -> None:
+    live: list[LiveStats] = []
+    _, ids, stats = collect_events(
+        llama_host.stream(greedy_request(STORY, 300, reuse_cache=False, ignore_eos=True)), live)
+    assert len(ids) == 300
+    assert live, "no LiveStats during a reply of several seconds"
+    counts = [event.generated_tokens for event in live]
+    assert counts == sorted(counts) and counts[-1] < stats.generated_tokens
+    assert all(event.ttft_s == pytest.approx(stats.ttft_s, abs=1e-6) for event in live)
+    assert 0.5 * stats.decode_tps < live[-1].decode_tps < 2 * stats.decode_tps
+
+
+def test_a_bug_in_the_host_arrives_as_a_bug_with_its_traceback(
+        fresh_host: EngineHost, caplog: pytest.LogCaptureFixture) -> None:
+    malformed = GenerationRequest(messages=STORY, sampling=None)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="macllm.engine.host"), \
+            pytest.raises(RemoteBug) as info:
+        collect(fresh_host, malformed)
+    bug = info.value
+    assert not isinstance(bug, UserError), "a bug is not shown as a user's mistake"
+    assert bug.summary.startswith("AttributeError: ")
+    assert "Traceback" in bug.remote_traceback and "request_tokens" in bug.remote_traceback
+    assert "bug in the engine host" in caplog.text  # in the app's log
+    host_log = (paths.logs_dir() / HOST_LOG).read_text()
+    assert "AttributeError" in host_log  # and in the host's own
+    assert fresh_host.is_alive()
+    _, ids, _ = collect(fresh_host, greedy_request(STORY, 2))
+    assert len(ids) == 2
+
+
+def test_the_host_reports_its_memory(fresh_host: EngineHost) -> None:
+    memory = fresh_host.memory()
+    assert isinstance(memory, HostMemory)
+    assert 50_000_000 < memory.rss_bytes <= memory.peak_rss_bytes * 1.01  # two counters

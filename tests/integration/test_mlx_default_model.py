@@ -16,10 +16,12 @@ import pytest
 
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.host_main import FLUSH_TOKENS
-from macllm_app.core.errors import EngineCrashed
+from macllm_app.core.errors import EngineCrashed, EngineError
 from macllm_app.core.types import (
+    Finished,
     GenerationRequest,
     GenerationStats,
+    LiveStats,
     LoadConfig,
     Message,
     TextDelta,
@@ -45,8 +47,11 @@ def collect(host: EngineHost,
 
 
 def test_stream_answers_with_sane_stats(mlx_host: EngineHost) -> None:
-    text, ids, stats = collect(mlx_host, greedy_request(QUESTION, 8, reuse_cache=False))
+    live: list[LiveStats] = []
+    text, ids, stats = collect_events(
+        mlx_host.stream(greedy_request(QUESTION, 8, reuse_cache=False)), live)
     assert "Paris" in text
+    assert live and live[-1].generated_tokens < stats.generated_tokens  # MLX's own speed
     assert stats.engine == "mlx"
     assert stats.generated_tokens == len(ids) > 0
     assert stats.prompt_tokens > 10 and stats.cached_tokens == 0
@@ -75,7 +80,7 @@ def test_cancel_stops_within_a_token(mlx_host: EngineHost) -> None:
             if not at_cancel:
                 at_cancel.append(received)
                 threading.Thread(target=mlx_host.cancel).start()
-        else:
+        elif isinstance(event, Finished):
             stats = event.stats
     assert stats is not None and stats.finish_reason == "cancelled"
     assert stats.generated_tokens == received
@@ -101,23 +106,30 @@ def test_host_killed_mid_reply_then_a_new_host_answers(converted_default_model: 
 
 
 def test_gguf_on_mlx_is_converted_once_then_reused(default_model: Path) -> None:
+    from macllm_app.core.library.loading import load_in_host
     from macllm_app.core.library.mlx_copies import existing_mlx_copy
 
     assert existing_mlx_copy(default_model) is None  # a fresh MACLLM_HOME
     host = EngineHost()
+    config = LoadConfig(model_path=str(default_model), engine="mlx", n_ctx=512)
     try:
-        messages: list[str] = []
-        info = host.load(LoadConfig(model_path=str(default_model), engine="mlx", n_ctx=512),
-                         progress=lambda fraction, message: messages.append(message))
+        with pytest.raises(EngineError, match=r"^MLX runs model folders; .*\.gguf is a file"):
+            host.load(config)  # the engine itself never converts: the copy comes first
+        messages: list[tuple[float, str]] = []
+        info = load_in_host(host, config, lambda fraction, message: messages.append(
+            (fraction, message)))
         assert info.engine == "mlx"
         assert info.path == str(default_model)  # one library entry, whichever engine runs it
-        assert any(m.startswith("Making the MLX copy") for m in messages), messages
+        assert info.name == default_model.stem
+        copying = [f for f, m in messages if m.startswith("Making the MLX copy")]
+        assert copying and max(copying) <= 0.8 < messages[-1][0], messages
         copy = existing_mlx_copy(default_model)
         assert copy is not None
+        assert host.config is not None and host.config.model_path == str(copy)
         messages.clear()
-        host.load(LoadConfig(model_path=str(default_model), engine="mlx", n_ctx=512),
-                  progress=lambda fraction, message: messages.append(message))
-        assert not any(m.startswith("Making the MLX copy") for m in messages), messages
+        load_in_host(host, config, lambda fraction, message: messages.append(
+            (fraction, message)))
+        assert not any(m.startswith("Making the MLX copy") for _f, m in messages), messages
         text, _, _ = collect(host, greedy_request(QUESTION, 6))
         assert "Paris" in text
     finally:

@@ -15,6 +15,7 @@ from macllm_app.core.types import (
     Finished,
     GenerationRequest,
     GenerationStats,
+    LiveStats,
     Message,
     SamplingParams,
     TextDelta,
@@ -28,9 +29,11 @@ def greedy_request(messages: tuple[Message, ...], max_tokens: int, reuse_cache: 
     return GenerationRequest(messages=messages, sampling=sampling, reuse_cache=reuse_cache)
 
 
-def collect_events(events: Iterable[Event]) -> tuple[str, list[int], GenerationStats]:
-    """The text, token ids and stats of a stream, checking its shape: text deltas,
-    then exactly one Finished, then nothing."""
+def collect_events(events: Iterable[Event],
+                   live: list[LiveStats] | None = None) -> tuple[str, list[int], GenerationStats]:
+    """The text, token ids and stats of a stream, checking its shape: text deltas (and
+    live stats, gathered in `live`, that count the tokens so far), then exactly one
+    Finished, then nothing."""
     texts: list[str] = []
     ids: list[int] = []
     stats: GenerationStats | None = None
@@ -40,6 +43,10 @@ def collect_events(events: Iterable[Event]) -> tuple[str, list[int], GenerationS
             assert isinstance(event.text, str)
             texts.append(event.text)
             ids.extend(event.token_ids)
+        elif isinstance(event, LiveStats):
+            assert 0 < event.generated_tokens <= len(ids) + 1 and event.decode_tps > 0
+            if live is not None:
+                live.append(event)
         else:
             assert isinstance(event, Finished)
             stats = event.stats
@@ -67,8 +74,7 @@ def stream_and_cancel(host: EngineHost, request: GenerationRequest,
             received += len(event.token_ids)
             if not canceller.is_alive() and not at_cancel:
                 canceller.start()
-        else:
-            assert isinstance(event, Finished)
+        elif isinstance(event, Finished):
             stats = event.stats
     canceller.join()
     assert stats is not None and at_cancel
