@@ -122,6 +122,29 @@ def test_ctrl_c_cancels_with_exit_130() -> None:
     assert "Traceback" not in proc.stderr.read().decode()
 
 
+def test_ctrl_c_in_the_repl_stops_the_reply_and_keeps_its_real_stats() -> None:
+    proc = subprocess.Popen(
+        [*MACLLM, "chat", "--temp", "0", "--max-tokens", "2000", "--threads", "2",
+         "--ctx", "4096"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(b"Write a very long story about a dragon.\n")
+    proc.stdin.flush()
+    received = b""
+    while received.count(b" ") < 40:  # the reply is well under way
+        received += proc.stdout.read1(256)
+    proc.send_signal(signal.SIGINT)
+    proc.stdin.close()  # then end of input: the REPL exits
+    proc.wait(60)
+    stderr = proc.stderr.read().decode()
+    assert proc.returncode == 0, stderr
+    assert "(stopped)" in stderr
+    line = next(text for text in stderr.splitlines() if "tokens," in text)
+    tokens, speed = line.strip("[]").split(", ")[:2]
+    assert int(tokens.split()[0]) >= 40, line  # not "[0 tokens, 0.0 tok/s, TTFT 0 ms]"
+    assert float(speed.split()[0]) > 0, line
+
+
 def test_repl_keeps_history_and_exits_on_eof() -> None:
     result = subprocess.run(
         [*MACLLM, "chat", "--temp", "0", "--max-tokens", "8", "--threads", "2", "--ctx", "1024"],

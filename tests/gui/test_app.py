@@ -103,7 +103,7 @@ def test_crash_handler_separates_user_errors_from_bugs(qtbot: Any) -> None:
 
 def test_ui_modules_import_no_engine() -> None:
     code = ("import sys\n"
-            "import macllm_app.ui.app, macllm_app.ui.main_window, macllm_app.ui.workers\n"
+            "import macllm_app.ui.app, macllm_app.ui.main_window, macllm_app.ui.tasks\n"
             "import macllm_app.ui.panes.chat.pane, macllm_app.ui.selftest\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('llama_cpp', 'mlx', "
             "'mlx_lm')]\n"

@@ -103,7 +103,7 @@ def test_comparison_table_shows_both_replies(qtbot: Any, make_window: Any,
     assert [table.cell(0, c) for c in range(3)] == ["Engine", "llama.cpp", "mlx"]
     assert [table.cell(1, c) for c in (1, 2)] == ["0.05 s", "1.50 s"]
     assert [table.cell(3, c) for c in (1, 2)] == ["90.0 tok/s", "6.5 tok/s"]
-    assert table.cell(5, 1) == "300 MB" and table.cell(5, 2) == "–"
+    assert table.cell(5, 1) == "300.0 MB" and table.cell(5, 2) == "–"
     assert "mlx" in widget.footer.text()
     assert widget.branch_label is not None and widget.branch_label.text() == "2/2"
     link = table.findChild(type(widget.footer), "compareEarlier")
@@ -114,9 +114,9 @@ def test_comparison_table_shows_both_replies(qtbot: Any, make_window: Any,
 
 def test_other_engine_disabled_when_mlx_is_not_installed(
         qtbot: Any, make_window: Any, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from macllm_app.core.engines import select
+    from macllm_app.core.chat import engine_choice
 
-    monkeypatch.setattr(select, "installed_engines", lambda: ("llama.cpp",))
+    monkeypatch.setattr(engine_choice, "installed_engines", lambda: ("llama.cpp",))
     conversation = seed_conversation(store, [("Hi", "Hello")])
     window = make_window(load=False, store=store)
     pane = window.chat

@@ -114,9 +114,9 @@ def test_export_writes_markdown_and_json(qtbot: Any, make_window: Any, store: An
     pane.open_conversation(conversation)
     assert window.action_registry["chat.export_markdown"].isEnabled()
     for kind, name in (("markdown", "chat.md"), ("json", "chat.json")):
-        worker = pane.export(kind, str(tmp_path / name))
-        assert worker is not None
-        qtbot.waitUntil(lambda w=worker: w.outcome == "finished", timeout=10_000)
+        task = pane.export(kind, str(tmp_path / name))
+        assert task is not None
+        qtbot.waitUntil(lambda t=task: t.outcome == "done", timeout=10_000)
     markdown = (tmp_path / "chat.md").read_text()
     assert "# Exported chat" in markdown and "**Done**." in markdown
     document = json.loads((tmp_path / "chat.json").read_text())

@@ -232,8 +232,8 @@ def test_a_killed_conversion_is_reported_and_cleaned_up(
     models = macllm_home / "models"
     qtbot.waitUntil(lambda: any(p.name.endswith(".partial") for p in models.iterdir()),
                     timeout=30_000)
-    assert actions.worker is not None and actions.worker.job.pid is not None
-    os.kill(actions.worker.job.pid, signal.SIGKILL)  # as the OOM killer would
+    assert actions.job is not None and actions.job.pid is not None
+    os.kill(actions.job.pid, signal.SIGKILL)  # as the OOM killer would
     _wait_idle(qtbot, pane)
     qtbot.waitUntil(lambda: actions.error_box is not None and actions.error_box.isVisible(),
                     timeout=5000)

@@ -17,6 +17,7 @@ from macllm_app.core.chat.store import ChatStore
 from macllm_app.ui.panes.chat import message_view, stream_body
 from macllm_app.ui.panes.chat.markdown import render_markdown
 from macllm_app.ui.panes.chat.message_widget import MessageWidget
+from macllm_app.ui.panes.chat.reply_buffer import ReplyBuffer
 from tests.support.gui_helpers import seed_conversation
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
@@ -44,8 +45,8 @@ def _stream(qtbot: Any, view: Any, tokens: int) -> tuple[list[float], int]:
     """Feed `tokens` deltas as a fast engine would; returns event-loop turn times.
 
     Checks the streaming structure on the way: completed Markdown blocks are rendered
-    once each (into labels kept as they are), every later render is of the open tail
-    only, and the finished message shows the full text as one document."""
+    once each (into labels kept as they are), and every later render is of the open
+    tail only."""
     renders = 0
     resizes = _Resizes(view.message_widgets())
     original = MessageWidget.stream_text
@@ -62,7 +63,8 @@ def _stream(qtbot: Any, view: Any, tokens: int) -> tuple[list[float], int]:
         return render_markdown(text)
 
     turns: list[float] = []
-    view.begin_stream(None)
+    reply = ReplyBuffer()
+    view.begin_stream(None, reply)
     widget = view.streaming
     first_block = None
     MessageWidget.stream_text = counting  # type: ignore[method-assign]
@@ -70,7 +72,8 @@ def _stream(qtbot: Any, view: Any, tokens: int) -> tuple[list[float], int]:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(stream_body, "render_markdown", recording)
             for i in range(tokens):
-                view.append_delta(f" word{i}" if i % 40 else "\n\n")
+                reply.append(f" word{i}" if i % 40 else "\n\n")
+                view.reply_grew()
                 start = time.perf_counter()
                 QApplication.processEvents()
                 turns.append(time.perf_counter() - start)
@@ -92,11 +95,8 @@ def _stream(qtbot: Any, view: Any, tokens: int) -> tuple[list[float], int]:
                        for t in tails)
             assert max(map(len, rendered)) <= max(map(len, blocks)) + 2, \
                 "a render covered more than the open block"
-        view.end_stream()
     finally:
         MessageWidget.stream_text = original  # type: ignore[method-assign]
-    assert widget.stream_body is None
-    assert widget.body.text() == render_markdown(widget.text).html
     assert resizes.count == 0, "stored messages were laid out again while streaming"
     return turns, renders
 
@@ -108,24 +108,38 @@ def test_streamed_reply_ends_as_the_stored_message_shows(qtbot: Any, make_window
         window = make_window(load=False, store=store)
         view = window.chat.view
         window.chat.open_conversation(conversation)
-        stored = view.message_widgets()[-1]
-        view.begin_stream("again")
+        history = view.message_widgets()
+        stored = history[-1]
+        reply = ReplyBuffer()
+        view.begin_stream("again", reply)
         streaming = view.streaming
         for start in range(0, len(text), 3):
-            view.append_delta(text[start:start + 3])
+            reply.append(text[start:start + 3])
+            view.reply_grew()
             qtbot.wait(1)
         view._render_stream()  # what is still coalesced
         assert streaming.stream_body is not None
+        assert view.streamed_text() == text
         code = [label for label in streaming.stream_body.blocks if "copy:0" in label.text()]
         assert len(code) == 1 and "<pre" in code[0].text()
         code[0].linkActivated.emit("copy:0")  # each block's links name its own code
         assert QApplication.clipboard().text() == "for i in range(3):\n    print(i)"
-        view.end_stream()
-        assert streaming.stream_body is None and not streaming.body.isHidden()
-        assert streaming.body.text() == stored.body.text()
-        assert streaming.code_blocks() == stored.code_blocks() == [
+        # The turn is stored (as a session stores it); its messages take the streamed
+        # ones' place below the history, whose widgets stay as they were.
+        user = store.add_message(conversation, "user", "again")
+        row = store.start_reply(conversation, user.id)
+        store.finish_reply(row.id, reply.text(), "complete", {"engine": "llama.cpp"})
+        view.finish_stream([user, store.get_message(row.id)])
+        assert view.streaming is None and view.streamed_text() == ""
+        widgets = view.message_widgets()
+        assert widgets[:len(history)] == history, "the history was rebuilt"
+        finished = widgets[-1]
+        assert finished.message is not None and finished.message.id == row.id
+        assert [m.id for m in view.messages()][-2:] == [user.id, row.id]
+        assert finished.body.text() == stored.body.text() == render_markdown(text).html
+        assert finished.code_blocks() == stored.code_blocks() == [
             "for i in range(3):\n    print(i)", "kept\n\nin one fence"]
-        streaming.body.linkActivated.emit("copy:1")
+        finished.body.linkActivated.emit("copy:1")
         assert QApplication.clipboard().text() == "kept\n\nin one fence"
 
 

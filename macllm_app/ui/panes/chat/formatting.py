@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from macllm_app.core.types import GenerationStats
+
 STATUS_TEXT = {
     "streaming": "generating…",
     "interrupted": "interrupted",
@@ -12,34 +14,32 @@ STATUS_TEXT = {
 }
 
 
-def stats_text(stats: dict[str, Any] | None) -> str:
+def stats_text(stored: dict[str, Any] | None) -> str:
     """'SmolLM2 · llama.cpp · TTFT 0.12 s · 48.1 tok/s · 32 tokens · stop'."""
-    if not stats:
+    stats = GenerationStats.from_dict(stored)
+    if stats is None:
         return ""
-    parts: list[str] = []
-    for key in ("model", "engine"):
-        if stats.get(key):
-            parts.append(str(stats[key]))
-    if stats.get("ttft_s"):
-        parts.append(f"TTFT {float(stats['ttft_s']):.2f} s")
-    if stats.get("decode_tps"):
-        parts.append(f"{float(stats['decode_tps']):.1f} tok/s")
-    parts.append(f"{int(stats.get('generated_tokens', 0))} tokens")
-    if stats.get("finish_reason"):
-        parts.append(str(stats["finish_reason"]))
+    parts = [part for part in (stats.model, stats.engine) if part]
+    if stats.ttft_s:
+        parts.append(f"TTFT {stats.ttft_s:.2f} s")
+    if stats.decode_tps:
+        parts.append(f"{stats.decode_tps:.1f} tok/s")
+    parts.append(f"{stats.generated_tokens} tokens")
+    if stats.finish_reason:
+        parts.append(stats.finish_reason)
     return " · ".join(parts)
 
 
-def context_text(stats: dict[str, Any] | None) -> tuple[str, str]:
+def context_text(stored: dict[str, Any] | None) -> tuple[str, str]:
     """('N / n_ctx tokens', note about dropped messages or '')."""
-    if not stats or not stats.get("n_ctx"):
+    stats = GenerationStats.from_dict(stored)
+    if stats is None or not stats.n_ctx:
         return "", ""
-    used = int(stats.get("prompt_tokens", 0)) + int(stats.get("generated_tokens", 0))
-    label = f"{used:,} / {int(stats['n_ctx']):,} tokens"
-    dropped = int(stats.get("dropped_messages", 0))
+    used = stats.prompt_tokens + stats.generated_tokens
+    label = f"{used:,} / {stats.n_ctx:,} tokens"
     note = ""
-    if dropped > 0:
-        noun = "message was" if dropped == 1 else "messages were"
-        note = (f"{dropped} older {noun} left out to fit the context window "
+    if stats.dropped_messages > 0:
+        noun = "message was" if stats.dropped_messages == 1 else "messages were"
+        note = (f"{stats.dropped_messages} older {noun} left out to fit the context window "
                 "(system prompt kept)")
     return label, note

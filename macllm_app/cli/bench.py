@@ -7,8 +7,8 @@ import json
 import statistics
 from dataclasses import asdict, replace
 
-from macllm_app.cli_commands.chat import stream_reply
-from macllm_app.cli_commands.model_choice import load_config_from_args
+from macllm_app.cli.chat import stream_reply
+from macllm_app.cli.model_choice import load_config_from_args
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.library.loading import load_in_host
 from macllm_app.core.types import (

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from macllm_app.cli_commands.interrupt import ctrl_c_stops
+from macllm_app.cli.interrupt import ctrl_c_stops
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,4 +1,4 @@
-"""The `macllm` command: a thin front end over core/.
+"""`macllm`: the parser, the dispatch to each command group, and the exit codes.
 
 Exit codes: 0 ok, 1 user error, 2 usage, 3 engine crashed, 130 cancelled.
 """
@@ -30,7 +30,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from macllm_app.cli_commands import bench, chat
+    from macllm_app.cli import bench, chat
 
     parser = argparse.ArgumentParser(prog="macllm", description="Run local language models.")
     parser.add_argument("--version", action="version", version=f"macllm {__version__}")
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Command groups that live in their own modules (models, convert, ...)."""
-    from macllm_app.cli_commands import registry
+    from macllm_app.cli import registry
 
     for register in registry.REGISTRARS:
         register(sub)
@@ -91,7 +91,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANCELLED
     except BrokenPipeError:
         return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

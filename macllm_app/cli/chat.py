@@ -8,8 +8,8 @@ import sys
 from dataclasses import asdict, replace
 from typing import TextIO
 
-from macllm_app.cli_commands.interrupt import ctrl_c_stops
-from macllm_app.cli_commands.model_choice import load_config_from_args
+from macllm_app.cli.interrupt import ctrl_c_stops
+from macllm_app.cli.model_choice import load_config_from_args
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.library.loading import load_in_host
 from macllm_app.core.types import (

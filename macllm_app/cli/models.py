@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from macllm_app.cli_commands.interrupt import ctrl_c_stops
+from macllm_app.cli.interrupt import ctrl_c_stops
 from macllm_app.core.errors import Cancelled
 from macllm_app.core.types import ENGINES
 from macllm_app.core.units import human_size

@@ -1,1 +1,0 @@
-"""Handlers for `macllm` subcommands; each module holds one command group."""
