@@ -31,23 +31,27 @@ PROMPT = "Write a 1000-word essay about the history of the bicycle."
 
 
 class Probe:
-    """Wraps the message view's append and render to time GUI work per piece."""
+    """Wraps the chat controller's handling of each streamed piece (buffer, pane, view)
+    and the message view's throttled render, to time GUI work per piece."""
 
     def __init__(self) -> None:
         self.pieces = 0
         self.cost: list[float] = []  # GUI seconds attributed to each piece
 
-    def wrap(self, cls: Any) -> None:
-        append, render = cls.append_delta, cls._render_stream
+    def wrap(self, controller_cls: Any, view_cls: Any) -> None:
+        from macllm_app.core.types import TextDelta
+
+        on_event, render = controller_cls._on_event, view_cls._render_stream
         probe = self
 
         clock = time.thread_time
 
-        def timed_append(view: Any, text: str) -> None:
+        def timed_event(controller: Any, turn: Any, event: Any) -> None:
             start = clock()
-            append(view, text)
-            probe.cost.append(clock() - start)
-            probe.pieces += 1
+            on_event(controller, turn, event)
+            if isinstance(event, TextDelta):
+                probe.cost.append(clock() - start)
+                probe.pieces += 1
 
         def timed_render(view: Any) -> None:
             start = clock()
@@ -55,7 +59,7 @@ class Probe:
             if probe.cost:
                 probe.cost[-1] += clock() - start
 
-        cls.append_delta, cls._render_stream = timed_append, timed_render
+        controller_cls._on_event, view_cls._render_stream = timed_event, timed_render
 
 
 def run_reply(app: Any, pane: Any, probe: Probe, stall_timer: Any,
@@ -101,11 +105,12 @@ def main() -> int:
     from macllm_app.core.chat.store import ChatStore
     from macllm_app.core.settings import Settings
     from macllm_app.ui.main_window import MainWindow
+    from macllm_app.ui.panes.chat.controller import ChatController
     from macllm_app.ui.panes.chat.message_view import MessageView
 
     app = QApplication.instance() or QApplication(sys.argv)
     probe = Probe()
-    probe.wrap(MessageView)
+    probe.wrap(ChatController, MessageView)
     settings = Settings()
     settings.engine.n_threads = 2
     settings.engine.n_ctx = 2048
