@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from macllm_app.core.errors import Cancelled, RemoteBug, describe, is_bug
-from macllm_app.ui.tasks import set_bug_reporter
+from macllm_app.ui.task_registry import set_bug_reporter
 
 log = logging.getLogger("macllm.ui.crash")
 

@@ -40,9 +40,10 @@ from macllm_app.ui.panes.chat.pane import ChatPane
 from macllm_app.ui.panes.library.importing import accept_file_drop
 from macllm_app.ui.panes.library.pane import LibraryPane
 from macllm_app.ui.panes.registry import PANES, AppContext
+from macllm_app.ui.poll import Poll
 from macllm_app.ui.preferences import PreferencesDialog
 from macllm_app.ui.status_bar import StatusBar
-from macllm_app.ui.tasks import Poll, cancel_all_and_wait
+from macllm_app.ui.task_registry import cancel_all_and_wait
 
 log = logging.getLogger("macllm.ui.window")
 

@@ -14,9 +14,9 @@ What comes back arrives on the GUI thread, typed: `on_done(result)`,
 `on_yield(value)`, `on_progress(fraction, message)`, `on_cancelled()`, and
 `on_error(exc)` with the exception itself. A `UserError` (or a crashed
 engine) is a one-line message (`errors.describe`); anything else is a bug:
-logged with its traceback and offered as a bug report (`set_bug_reporter`),
-then handed to `on_error` too so the caller can tidy up. `on_end()` runs
-after any outcome.
+logged with its traceback and offered as a bug report
+(`task_registry.set_bug_reporter`), then handed to `on_error` too so the
+caller can tidy up. `on_end()` runs after any outcome.
 
 Cancel is cooperative first: `ctx.should_stop()` turns True, and the task's
 own `cancel` hook runs (a source that winds down by itself, such as an
@@ -28,12 +28,12 @@ A job cancels itself the same way (its child is killed after its grace).
 Stale results are dropped here, not by callers: every task has an owner
 (a QObject). When the owner is destroyed, or a newer task with the same `key`
 starts for that owner, the older task is cancelled and none of its callbacks
-run. `Poll` runs a function periodically from a QTimer.
+run (`task_registry` keeps the books). `poll.Poll` runs a function
+periodically from a QTimer.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -41,44 +41,17 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any, Generic, Literal, Self, TypeVar
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from macllm_app.core.errors import Cancelled, EngineCrashed, describe, is_bug
 from macllm_app.core.jobs import Job
+from macllm_app.ui import task_registry
 
 log = logging.getLogger("macllm.ui.tasks")
 
 T = TypeVar("T")
 Y = TypeVar("Y")
 Outcome = Literal["waiting", "running", "done", "failed", "cancelled"]
-BugReporter = Callable[[BaseException], None]
-
-#: Threads the pool may run at once. Long tasks (a reply streaming, a download,
-#: a job's relay) hold a thread each, so the pool is larger than the core count.
-MAX_THREADS = 32
-
-_pool: QThreadPool | None = None
-_bug_reporter: BugReporter | None = None
-_tasks: set[Task[Any, Any]] = set()
-_keyed: dict[tuple[int, str], Task[Any, Any]] = {}
-_watched_owners: set[int] = set()
-_lock = threading.Lock()
-
-
-def thread_pool() -> QThreadPool:
-    global _pool  # noqa: PLW0603 - one pool for the app, made at first use
-    if _pool is None:
-        _pool = QThreadPool()
-        _pool.setObjectName("macllm-tasks")
-        _pool.setMaxThreadCount(MAX_THREADS)
-    return _pool
-
-
-def set_bug_reporter(reporter: BugReporter | None) -> None:
-    """Where bugs raised by tasks go (the app's crash handler offers a report)."""
-    global _bug_reporter  # noqa: PLW0603 - installed once by the app
-    _bug_reporter = reporter
-
 
 class TaskContext(Generic[Y]):
     """What work running in a task may use."""
@@ -126,7 +99,7 @@ class _Relay(QObject):
 
     @Slot()
     def force_stop_if_running(self) -> None:
-        self.task._force_stop_if_running()
+        self.task._force_stop_if_running(due=True)
 
 
 class Task(Generic[T, Y]):
@@ -135,10 +108,10 @@ class Task(Generic[T, Y]):
     def __init__(self, owner: QObject, work: Callable[[TaskContext[Y]], T], *,
                  key: str | None = None, name: str = "") -> None:
         self.owner_id = id(owner)
+        self.owner = owner
         self.key = key
         self.name = name or getattr(work, "__name__", "task")
         self._work = work
-        self._owner = owner
         self._relay = _Relay(self)
         self._context: TaskContext[Y] = TaskContext(self)
         self._cancel = threading.Event()
@@ -227,11 +200,11 @@ class Task(Generic[T, Y]):
         """Run the work on the pool (replacing an older task with the same owner and key)."""
         if self.outcome != "waiting":
             raise RuntimeError("a Task runs once")
-        older = _register(self)
+        older = task_registry.register(self)
         if older is not None:
-            older._drop()
+            older.drop()
         self.outcome = "running"
-        thread_pool().start(self._run)
+        task_registry.thread_pool().start(self._run)
         return self
 
     @property
@@ -295,15 +268,18 @@ class Task(Generic[T, Y]):
             return stop.value
 
     # -- on the GUI thread ----------------------------------------------------------
-    def _drop(self) -> None:
+    def drop(self) -> None:
         """Forget the results of this task (its owner moved on) and cancel it."""
         self._dropped = True
         self.cancel()
 
-    def _force_stop_if_running(self) -> None:
+    def _force_stop_if_running(self, *, due: bool = False) -> None:
+        """Apply the force stop if the work still runs and its grace is over (`due`: the
+        grace timer fired, which may be a hair before the clock says so)."""
         force, cancelled_at = self._force, self._cancelled_at
-        if (force is None or cancelled_at is None or self._ended.is_set()
-                or time.monotonic() - cancelled_at < force[1]):
+        if force is None or cancelled_at is None or self._ended.is_set():
+            return
+        if not due and time.monotonic() - cancelled_at < force[1]:
             return
         self._force = None
         log.warning("task %s did not stop within %.1f s of its cancel; forcing it",
@@ -319,10 +295,10 @@ class Task(Generic[T, Y]):
             self._yield_cb(value)
 
     def _deliver_end(self) -> None:
-        _unregister(self)
+        task_registry.unregister(self)
         error = self.error
-        if error is not None and is_bug(error) and _bug_reporter is not None:
-            _bug_reporter(error)
+        if error is not None and is_bug(error):
+            task_registry.report_bug(error)
         if self._dropped:
             return
         try:
@@ -338,78 +314,3 @@ class Task(Generic[T, Y]):
         finally:
             if self._end_cb is not None:
                 self._end_cb()
-
-
-def _register(task: Task[Any, Any]) -> Task[Any, Any] | None:
-    """Track `task`; return the older task it replaces (same owner and key), if any."""
-    with _lock:
-        _tasks.add(task)
-        older = None
-        if task.key is not None:
-            older = _keyed.get((task.owner_id, task.key))
-            _keyed[(task.owner_id, task.key)] = task
-        watch = task.owner_id not in _watched_owners
-        _watched_owners.add(task.owner_id)
-    if watch:
-        task._owner.destroyed.connect(functools.partial(_owner_gone, task.owner_id))
-    return older
-
-
-def _unregister(task: Task[Any, Any]) -> None:
-    with _lock:
-        _tasks.discard(task)
-        if task.key is not None and _keyed.get((task.owner_id, task.key)) is task:
-            del _keyed[(task.owner_id, task.key)]
-
-
-def _owner_gone(owner_id: int, *_args: object) -> None:
-    with _lock:
-        _watched_owners.discard(owner_id)
-        orphans = [task for task in _tasks if task.owner_id == owner_id]
-    for task in orphans:
-        task._drop()
-
-
-def running_tasks() -> list[Task[Any, Any]]:
-    with _lock:
-        return [task for task in _tasks if task.running]
-
-
-def cancel_all_and_wait(timeout_s: float = 10.0) -> bool:
-    """Cancel every task and wait for them to end (on quit and in tests); True if all did."""
-    tasks = running_tasks()
-    for task in tasks:
-        task._drop()
-    deadline = time.monotonic() + timeout_s
-    return all(task.wait(max(0.0, deadline - time.monotonic())) for task in tasks)
-
-
-class Poll(QObject):
-    """Runs `fn` on the pool every `interval_ms` while started; each result goes to
-    `on_result`. A beat is skipped while the previous run is still going."""
-
-    def __init__(self, owner: QObject, interval_ms: int, fn: Callable[[], T],
-                 on_result: Callable[[T], None], *, name: str = "poll") -> None:
-        super().__init__(owner)
-        self._fn = fn
-        self._on_result = on_result
-        self._name = name
-        self._task: Task[T, None] | None = None
-        self.timer = QTimer(self)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self.poll_now)
-
-    def start(self, *, at_once: bool = True) -> None:
-        self.timer.start()
-        if at_once:
-            self.poll_now()
-
-    def stop(self) -> None:
-        self.timer.stop()
-
-    @Slot()
-    def poll_now(self) -> None:
-        if self._task is not None and self._task.running:
-            return
-        self._task = Task.call(self, self._fn, key=self._name, name=self._name).on_done(
-            self._on_result).start()
