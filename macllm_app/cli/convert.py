@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from macllm_app.cli.interrupt import ctrl_c_stops
+from macllm_app.core.types import StopCheck
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,7 +52,7 @@ class _ProgressLine:
             print(file=sys.stderr, flush=True)
 
 
-def _convert(convert: Callable[[Path, Path, _ProgressLine, Callable[[], bool]], Path],
+def _convert(convert: Callable[[Path, Path, _ProgressLine, StopCheck], Path],
              args: argparse.Namespace) -> int:
     """Run a conversion with a progress line on stderr; Ctrl+C cancels it."""
     line = _ProgressLine()

@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from macllm_app.core.types import StopCheck
+
 
 @contextmanager
-def ctrl_c_stops(on_stop: Callable[[], None] | None = None) -> Iterator[Callable[[], bool]]:
+def ctrl_c_stops(on_stop: Callable[[], None] | None = None) -> Iterator[StopCheck]:
     """While inside, Ctrl+C calls `on_stop` (e.g. an engine host's cancel) and makes the
     yielded `should_stop()` return True; work polled with it ends at its next check
     (a reply keeps its text and stats, a download its partial file). A second Ctrl+C

@@ -45,6 +45,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from macllm_app.core.errors import Cancelled, EngineCrashed, describe, is_bug
 from macllm_app.core.jobs import Job
+from macllm_app.core.types import ProgressCallback
 from macllm_app.ui import task_registry
 
 log = logging.getLogger("macllm.ui.tasks")
@@ -122,7 +123,7 @@ class Task(Generic[T, Y]):
         self._cancelled_at: float | None = None
         self._done_cb: Callable[[T], None] | None = None
         self._error_cb: Callable[[BaseException], None] | None = None
-        self._progress_cb: Callable[[float, str], None] | None = None
+        self._progress_cb: ProgressCallback | None = None
         self._yield_cb: Callable[[Y], None] | None = None
         self._cancelled_cb: Callable[[], None] | None = None
         self._end_cb: Callable[[], None] | None = None
@@ -169,7 +170,7 @@ class Task(Generic[T, Y]):
         self._error_cb = fn
         return self
 
-    def on_progress(self, fn: Callable[[float, str], None]) -> Self:
+    def on_progress(self, fn: ProgressCallback) -> Self:
         self._progress_cb = fn
         return self
 

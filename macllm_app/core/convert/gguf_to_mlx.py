@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,13 @@ from macllm_app.core.convert.llama_weights import llama_config, map_weights, qua
 from macllm_app.core.convert.staging import check_dest_folder, staged_folder
 from macllm_app.core.errors import Cancelled
 from macllm_app.core.progress import monotonic, span
-from macllm_app.core.types import ProgressCallback
+from macllm_app.core.types import ProgressCallback, StopCheck
 
 log = logging.getLogger("macllm.convert")
 
 
 def convert_gguf_to_mlx(src: Path, dest: Path, progress: ProgressCallback | None = None,
-                        should_stop: Callable[[], bool] | None = None) -> Path:
+                        should_stop: StopCheck | None = None) -> Path:
     """Convert `src` (a llama GGUF file) into the new MLX folder `dest`; return `dest`.
 
     Raises:

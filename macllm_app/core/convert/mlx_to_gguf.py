@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from macllm_app.core.convert.rope import llama3_rope_factors
 from macllm_app.core.convert.staging import check_dest_file, staged_file
 from macllm_app.core.errors import Cancelled, ModelFileError, UserError
 from macllm_app.core.progress import monotonic
-from macllm_app.core.types import ProgressCallback
+from macllm_app.core.types import ProgressCallback, StopCheck
 
 log = logging.getLogger("macllm.convert")
 EXPORTABLE_TYPES = frozenset({"llama", "mistral"})  # mlx-lm runs both with its llama model
@@ -148,7 +147,7 @@ def _eos_ids(config: dict[str, Any]) -> list[int]:
 
 
 def export_mlx_to_gguf(src_folder: Path, dest_file: Path, progress: ProgressCallback | None = None,
-                       should_stop: Callable[[], bool] | None = None) -> Path:
+                       should_stop: StopCheck | None = None) -> Path:
     """Write the llama MLX folder `src_folder` as the new F16 GGUF `dest_file`.
 
     Raises:

@@ -17,6 +17,7 @@ from macllm_app.core.library.catalogue import Catalogue, LibraryEntry
 from macllm_app.core.library.importer import ImportMode
 from macllm_app.core.library.importer import import_model as _import_model
 from macllm_app.core.library.importer import import_models as _import_models
+from macllm_app.core.types import StopCheck
 
 
 def entry_dict(e: LibraryEntry) -> dict[str, Any]:
@@ -91,7 +92,7 @@ def repo_files(repo_id: str, revision: str = "main") -> dict[str, Any]:
 
 def pull(repo_id: str, filename: str | None = None, revision: str = "main",
          progress: Callable[[dict[str, Any]], None] | None = None,
-         should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+         should_stop: StopCheck | None = None) -> dict[str, Any]:
     """Download a GGUF file (or, without filename, an MLX repo) and add it to the library.
 
     `progress` gets {"file", "done", "total", "speed_bps", "eta_s"}; when

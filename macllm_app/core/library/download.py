@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from macllm_app.core.errors import Cancelled, UserError
+from macllm_app.core.types import StopCheck
 
 CHUNK = 1 << 20
 FREE_MARGIN = 256 << 20
@@ -84,7 +85,7 @@ class Downloader:
     def __init__(self, repo_id: str, filename: str, dest: Path, *, revision: str = "main",
                  sha256: str | None = None, git_oid: str | None = None,
                  on_progress: ProgressFn | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+                 should_stop: StopCheck | None = None) -> None:
         safe_relative_path(filename)
         self.repo_id, self.filename, self.revision = repo_id, filename, revision
         self.dest = dest

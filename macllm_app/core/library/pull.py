@@ -20,6 +20,7 @@ from macllm_app.core.library.download import (
     safe_relative_path,
 )
 from macllm_app.core.library.hub import HubFile, RepoView, check_repo_id, repo_view
+from macllm_app.core.types import StopCheck
 
 #: Files an MLX repo needs; everything else (README, images, code, pickles) is skipped.
 MLX_SUFFIXES = (".json", ".safetensors", ".model", ".jinja", ".txt", ".tiktoken")
@@ -55,7 +56,7 @@ def _pick_files(view: RepoView, filename: str | None) -> list[HubFile]:
 
 def pull_to_library(repo_id: str, filename: str | None = None, revision: str = "main",
                     progress: Callable[[dict[str, Any]], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> LibraryEntry:
+                    should_stop: StopCheck | None = None) -> LibraryEntry:
     check_repo_id(repo_id)
     view = repo_view(repo_id, revision)
     files = _pick_files(view, filename)
