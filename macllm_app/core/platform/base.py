@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import resource
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Literal
 
 MemoryPressure = Literal["normal", "warning", "critical", "unknown"]
+PRESSURE_LEVELS: tuple[MemoryPressure, ...] = ("normal", "warning", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class SystemMemory:
+    """The machine's memory as its own tools report it (Activity Monitor's columns on a
+    Mac). Fields a platform does not have are 0: Linux has no wired or compressed
+    memory in macOS's sense (zswap's pool counts as compressed where it is on)."""
+
+    total_bytes: int
+    used_bytes: int          # what applications and the system hold (not file cache)
+    wired_bytes: int         # memory that can never be paged out
+    compressed_bytes: int    # memory held by the compressor
+    cached_bytes: int        # file cache the system can give back at once
+    swap_used_bytes: int
+    swap_total_bytes: int
+
+    @property
+    def available_bytes(self) -> int:
+        return max(0, self.total_bytes - self.used_bytes)
 
 
 class Platform(ABC):
@@ -19,6 +40,16 @@ class Platform(ABC):
 
     @abstractmethod
     def memory_pressure(self) -> MemoryPressure: ...
+
+    @abstractmethod
+    def system_memory(self) -> SystemMemory:
+        """The machine's memory now (no administrator rights needed)."""
+
+    def memory_free_percent(self) -> int | None:
+        """The share of memory free for new work (macOS: `memory_pressure`'s figure)."""
+        memory = self.system_memory()
+        return round(100 * memory.available_bytes / memory.total_bytes) \
+            if memory.total_bytes else None
 
     @abstractmethod
     def reveal_command(self, path: str) -> list[str]:
