@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from macllm_app.cli import convert, models
+from macllm_app.cli import convert, models, monitor
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRARS: list[Registrar] = [models.register, convert.register]
+REGISTRARS: list[Registrar] = [models.register, convert.register, monitor.register]

@@ -52,6 +52,17 @@ CANCEL_GRACE_S = 10.0
 EXIT_GRACE_S = 5.0
 
 
+_running: set[Job] = set()
+_running_lock = threading.Lock()
+
+
+def running_jobs() -> list[tuple[str, int]]:
+    """(title, child pid) of every job running in this process's children (for the
+    hardware monitor)."""
+    with _running_lock:
+        return [(job.title, pid) for job in _running if (pid := job.pid) is not None]
+
+
 class JobFailed(UserError):
     """A job ended with a user error or died (its message is one line, ready to show)."""
 
@@ -186,9 +197,13 @@ class Job:
         self._started = True
         self._child.start()
         log.info("job %s started (pid %s)", self.target, self._child.pid)
+        with _running_lock:
+            _running.add(self)
         try:
             reply = self._relay(progress or (lambda _f, _m: None), should_stop)
         finally:
+            with _running_lock:
+                _running.discard(self)
             self._child.stop(EXIT_GRACE_S)
         return self._outcome(reply)
 

@@ -157,11 +157,26 @@ class LiveStats:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineMemory:
+    """What a loaded model costs, as its engine counts it (0 where an engine has no such
+    figure, or no model is loaded)."""
+
+    weights_bytes: int = 0
+    kv_cache_bytes: int = 0
+    gpu_bytes: int = 0         # on the GPU: llama.cpp's offloaded layers, MLX's Metal memory
+    gpu_limit_bytes: int = 0   # Metal's recommended working set (MLX on a Mac)
+    mlx_active_bytes: int = 0  # `mx.get_active_memory()` and friends (MLX only)
+    mlx_peak_bytes: int = 0
+    mlx_cache_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class HostMemory:
-    """The engine host process's memory, as it measures itself."""
+    """The engine host process's memory, as it measures itself, and its engine's."""
 
     rss_bytes: int
     peak_rss_bytes: int
+    engine: EngineMemory = field(default_factory=EngineMemory)
 
 
 @dataclass(frozen=True, slots=True)

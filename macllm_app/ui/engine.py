@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Signal
 
 from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.errors import describe
-from macllm_app.core.library.loading import load_in_host
+from macllm_app.core.library.loading import WontFit, load_in_host
 from macllm_app.core.library.memory_records import record_measured_peak
 from macllm_app.core.types import EngineName, LoadConfig, ModelInfo
 from macllm_app.ui.tasks import Task, TaskContext
@@ -33,11 +33,11 @@ FailCallback = Callable[[BaseException], None]
 REPLACED_HOST_GRACE_S = 1.0
 
 
-def _load_and_measure(host: EngineHost, config: LoadConfig, measure: bool,
+def _load_and_measure(host: EngineHost, config: LoadConfig, measure: bool, confirmed: bool,
                       ctx: TaskContext[None]) -> ModelInfo:
     """Load (on a pool thread), then record the host's peak memory beside the library's
     estimate. Only a host's first load is measured: its peak covers every model it held."""
-    info = load_in_host(host, config, ctx.progress, ctx.should_stop)
+    info = load_in_host(host, config, ctx.progress, ctx.should_stop, confirmed=confirmed)
     if measure:
         try:
             peak = host.memory().peak_rss_bytes
@@ -55,6 +55,8 @@ class EngineController(QObject):
     loaded = Signal(object)           # ModelInfo
     load_failed = Signal(str)
     crashed = Signal(str)             # plain-words message
+    fit_refused = Signal(str)         # the model won't fit now: why (load_anyway / decline)
+    unloaded = Signal()
 
     def __init__(self, config_factory: Callable[[], LoadConfig],
                  parent: QObject | None = None) -> None:
@@ -68,6 +70,7 @@ class EngineController(QObject):
         self.model: ModelInfo | None = None
         self._loading: Task[ModelInfo, None] | None = None
         self._waiting: list[tuple[ReadyCallback, FailCallback]] = []
+        self._refused: tuple[LoadConfig, WontFit] | None = None  # waiting for the user's say
 
     # -- state ----------------------------------------------------------------
     def is_ready(self) -> bool:
@@ -103,7 +106,8 @@ class EngineController(QObject):
         self._base = base
         self._start(base)
 
-    def _start(self, config: LoadConfig) -> None:
+    def _start(self, config: LoadConfig, *, confirmed: bool = False) -> None:
+        self._refused = None
         if self._loading is not None:
             self._loading.cancel()  # a load cannot be interrupted: its host is killed
             self._loading = None
@@ -118,7 +122,8 @@ class EngineController(QObject):
         host, measure = self.host, self._host_loads == 0
         self._host_loads += 1
         self._loading = (
-            Task.context(self, lambda ctx: _load_and_measure(host, config, measure, ctx),
+            Task.context(self, lambda ctx: _load_and_measure(host, config, measure, confirmed,
+                                                             ctx),
                          key="load", name="load model")
             .cancel_with(host.kill)
             .on_progress(self.load_progress.emit)
@@ -150,6 +155,31 @@ class EngineController(QObject):
                 self._start(self._config)  # e.g. after a crash: the same model and engine
             else:
                 self.load()
+
+    def load_anyway(self) -> None:
+        """The user's say for a model that won't fit: load it all the same."""
+        if self._refused is not None:
+            self._start(self._refused[0], confirmed=True)
+
+    def decline(self) -> None:
+        """The user declined a model that won't fit: whoever waited for it is told why."""
+        if self._refused is not None:
+            error = self._refused[1]
+            self._refused = None
+            self.load_failed.emit(describe(error))
+            self._fail_waiting(error)
+
+    def unload(self) -> None:
+        """Free the loaded model's memory (the host stays; the next request loads it)."""
+        if self.model is None or self._loading is not None:
+            return
+        host = self.host
+        self.model = None
+
+        def done(_result: None) -> None:
+            self.unloaded.emit()
+
+        Task.call(self, host.unload, key="unload", name="unload model").on_done(done).start()
 
     def report_crash(self, message: str) -> None:
         """A generation saw the host die: forget it; the next request starts a new one."""
@@ -185,6 +215,10 @@ class EngineController(QObject):
     def _on_load_failed(self, error: BaseException) -> None:
         self._loading = None
         self.model = None
+        if isinstance(error, WontFit) and self._config is not None:
+            self._refused = (self._config, error)  # ask the user; the waiters keep waiting
+            self.fit_refused.emit(str(error))
+            return
         self.load_failed.emit(describe(error))
         self._fail_waiting(error)
 

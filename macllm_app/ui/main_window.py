@@ -31,23 +31,22 @@ from macllm_app.core import settings as settings_mod
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.errors import UserError
 from macllm_app.core.library.model_choice import load_config_for
-from macllm_app.core.platform import current as current_platform
 from macllm_app.core.settings import Settings
 from macllm_app.core.types import ModelInfo
 from macllm_app.ui.actions import ActionRegistry
 from macllm_app.ui.engine import EngineController
+from macllm_app.ui.guardrails import Guardrails
+from macllm_app.ui.monitor_feed import MonitorFeed
 from macllm_app.ui.panes.chat.pane import ChatPane
 from macllm_app.ui.panes.library.importing import accept_file_drop
 from macllm_app.ui.panes.library.pane import LibraryPane
 from macllm_app.ui.panes.registry import PANES, AppContext
-from macllm_app.ui.poll import Poll
 from macllm_app.ui.preferences import PreferencesDialog
 from macllm_app.ui.status_bar import StatusBar
-from macllm_app.ui.task_registry import cancel_all_and_wait
+from macllm_app.ui.task_registry import cancel_all_and_wait, job_activity
 
 log = logging.getLogger("macllm.ui.window")
 
-MEMORY_POLL_MS = 3000
 
 
 class MainWindow(QMainWindow):
@@ -70,8 +69,9 @@ class MainWindow(QMainWindow):
         self._load_on_show = load_on_show
         self._closed = False
 
+        self.monitor = MonitorFeed(self.engine, self)
         context = AppContext(self.store, self.engine, lambda: self.settings, self.action_registry,
-                             self._status_message)
+                             self._status_message, self.monitor)
         self.panes: dict[str, QWidget] = {}
         self.stack = QStackedWidget()
         switcher = QWidget()
@@ -110,8 +110,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._wire_actions()
         self._wire_engine()
-        self._memory_poll = Poll(self, MEMORY_POLL_MS, current_platform().memory_pressure,
-                                 self.status.set_memory_pressure, name="memory pressure")
+        self._wire_monitor()
         self._restore_state()
 
     # -- panes ----------------------------------------------------------------
@@ -147,6 +146,25 @@ class MainWindow(QMainWindow):
         library = self.panes.get("library")
         if isinstance(library, LibraryPane):
             library.load_requested.connect(self._load_from_library)
+
+    def _wire_monitor(self) -> None:
+        """The monitor's samples feed the status bar; the chat's speeds and jobs' progress
+        feed the monitor; the guardrails act on both."""
+        monitor = self.monitor
+        monitor.sampled.connect(lambda sample: self.status.set_memory_pressure(sample.pressure))
+        self.chat.speed_changed.connect(monitor.add_live_speed)
+        self.chat.reply_stats.connect(monitor.add_reply_stats)
+        job_activity().progress.connect(monitor.add_job_progress)
+        library = self.panes.get("library")
+        jobs = library.job_strip if isinstance(library, LibraryPane) else None
+        self.guardrails = Guardrails(self, self.engine, monitor, self.chat, jobs,
+                                     self._status_message)
+        self.engine.unloaded.connect(self._on_unloaded)
+
+    @Slot()
+    def _on_unloaded(self) -> None:
+        self.status.set_model(None, "Model unloaded")
+        self._status_message("Model unloaded: it loads again when you send a message.")
 
     def _wire_engine(self) -> None:
         self.engine.load_started.connect(self._on_load_started)
@@ -257,7 +275,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if self._load_on_show:
             self._load_on_show = False
-            self._memory_poll.start()
+            self.monitor.start()
             QTimer.singleShot(0, self.engine.load)
 
     def _restore_state(self) -> None:
@@ -285,7 +303,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
-        self._memory_poll.stop()
+        self.monitor.stop()
         self.chat.stop()
         self.chat.controller.wait(4.0)
         self.engine.shutdown()

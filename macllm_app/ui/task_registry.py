@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from PySide6.QtCore import QObject, QThreadPool
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 BugReporter = Callable[[BaseException], None]
 
@@ -33,7 +33,14 @@ class Tracked(Protocol):
     def wait(self, timeout_s: float = ...) -> bool: ...
 
 
+class JobActivity(QObject):
+    """Every job task's progress, for whoever watches them all (the hardware monitor)."""
+
+    progress = Signal(str, float)  # the job's title, fraction done
+
+
 _pool: QThreadPool | None = None
+_activity: JobActivity | None = None
 _bug_reporter: BugReporter | None = None
 _tasks: set[Tracked] = set()
 _keyed: dict[tuple[int, str], Tracked] = {}
@@ -48,6 +55,13 @@ def thread_pool() -> QThreadPool:
         _pool.setObjectName("macllm-tasks")
         _pool.setMaxThreadCount(MAX_THREADS)
     return _pool
+
+
+def job_activity() -> JobActivity:
+    global _activity  # noqa: PLW0603 - one hub for the app, made at first use
+    if _activity is None:
+        _activity = JobActivity()
+    return _activity
 
 
 def set_bug_reporter(reporter: BugReporter | None) -> None:

@@ -121,6 +121,7 @@ class Task(Generic[T, Y]):
         self._cancel_hook: Callable[[], None] | None = None
         self._force: tuple[Callable[[], None], float] | None = None
         self._cancelled_at: float | None = None
+        self._job_title: str | None = None
         self._done_cb: Callable[[T], None] | None = None
         self._error_cb: Callable[[BaseException], None] | None = None
         self._progress_cb: ProgressCallback | None = None
@@ -157,9 +158,12 @@ class Task(Generic[T, Y]):
 
     @classmethod
     def job(cls, owner: QObject, job: Job, *, key: str | None = None) -> Task[Any, None]:
-        """Run a core `Job` (a child process); its progress goes to `on_progress`."""
-        return Task(owner, lambda ctx: job.run(ctx.progress, ctx.should_stop), key=key,
-                    name=job.target)
+        """Run a core `Job` (a child process); its progress goes to `on_progress` (and to
+        `task_registry.job_activity()`, which the hardware monitor watches)."""
+        task: Task[Any, None] = Task(owner, lambda ctx: job.run(ctx.progress, ctx.should_stop),
+                                     key=key, name=job.target)
+        task._job_title = job.title
+        return task
 
     # -- where results go (each returns the task, to chain) -----------------------
     def on_done(self, fn: Callable[[T], None]) -> Self:
@@ -288,6 +292,8 @@ class Task(Generic[T, Y]):
         force[0]()
 
     def _deliver_progress(self, fraction: float, message: str) -> None:
+        if self._job_title is not None:
+            task_registry.job_activity().progress.emit(self._job_title, fraction)
         if not self._dropped and self._progress_cb is not None:
             self._progress_cb(fraction, message)
 

@@ -162,3 +162,30 @@ def test_models_list_names_only_engines_this_build_runs() -> None:
     rows = json.loads(result.stdout)
     default = next(row for row in rows if row.get("source") == "bundled")
     assert default["engines"] == ["llama.cpp", "mlx"]  # MLX through its converted copy
+
+
+def test_monitor_prints_json_samples_of_macllms_processes() -> None:
+    repl = subprocess.Popen([*MACLLM, "chat", "--threads", "2", "--ctx", "1024"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        host = _engine_host_of(repl)
+        result = _macllm("monitor", "--json", "--count", "2", "--interval", "0.2")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.strip().splitlines()
+        assert len(lines) == 2
+        samples = [json.loads(line) for line in lines]
+        assert samples[1]["time"] > samples[0]["time"]
+        latest = samples[-1]
+        assert latest["memory"]["total_bytes"] > latest["memory"]["used_bytes"] > 0
+        assert latest["pressure"] in {"normal", "warning", "critical", "unknown"}
+        pids = {p["pid"]: p for p in latest["processes"]}
+        assert repl.pid in pids and host.pid in pids  # the command and its engine host
+        assert pids[host.pid]["rss_bytes"] > 50_000_000
+    finally:
+        assert repl.stdin is not None
+        repl.stdin.close()
+        repl.wait(60)
+    text = _macllm("monitor", "--count", "1")
+    assert text.returncode == 0 and "pressure" in text.stdout and "used" in text.stdout
+    assert _macllm("monitor", "--interval", "0").returncode == 2

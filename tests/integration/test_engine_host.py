@@ -192,7 +192,7 @@ def test_live_stats_report_the_engines_speed_while_it_generates(llama_host: Engi
     assert len(ids) == 300
     assert live, "no LiveStats during a reply of several seconds"
     counts = [event.generated_tokens for event in live]
-    assert counts == sorted(counts) and counts[-1] < stats.generated_tokens
+    assert counts == sorted(counts) and counts[-1] <= stats.generated_tokens
     assert all(event.ttft_s == pytest.approx(stats.ttft_s, abs=1e-6) for event in live)
     assert 0.5 * stats.decode_tps < live[-1].decode_tps < 2 * stats.decode_tps
 

@@ -51,7 +51,7 @@ def test_stream_answers_with_sane_stats(mlx_host: EngineHost) -> None:
     text, ids, stats = collect_events(
         mlx_host.stream(greedy_request(QUESTION, 8, reuse_cache=False)), live)
     assert "Paris" in text
-    assert live and live[-1].generated_tokens < stats.generated_tokens  # MLX's own speed
+    assert live and live[-1].generated_tokens <= stats.generated_tokens  # MLX's own speed
     assert stats.engine == "mlx"
     assert stats.generated_tokens == len(ids) > 0
     assert stats.prompt_tokens > 10 and stats.cached_tokens == 0

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from macllm_app.core.types import (
+    EngineMemory,
     Event,
     GenerationRequest,
     LoadConfig,
@@ -34,5 +35,9 @@ class Engine(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def tokenize(self, text: str) -> list[int]: ...
+
+    def memory(self) -> EngineMemory:
+        """What the loaded model costs, as the engine counts it (zeros when none is)."""
+        ...
 
     def unload(self) -> None: ...

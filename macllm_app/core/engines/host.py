@@ -160,9 +160,23 @@ class EngineHost:
         return tokens
 
     def memory(self) -> HostMemory:
-        """The host process's memory, as it measures itself."""
+        """The host process's memory, as it measures itself, and its engine's."""
         memory: HostMemory = self._call(("memory",))
         return memory
+
+    def memory_if_idle(self) -> HostMemory | None:
+        """`memory()` if the host is not busy (generating, loading), else None at once:
+        a monitor never waits for a reply to end."""
+        if not self.is_alive() or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._send(("memory",))
+            reply = self._recv()
+        except EngineCrashed:
+            return None
+        finally:
+            self._lock.release()
+        return reply[1] if reply[0] == "ok" else None
 
     def cancel(self) -> None:
         """Ask the running generation to stop; it ends within one token."""

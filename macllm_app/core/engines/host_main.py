@@ -25,6 +25,7 @@ from macllm_app.core.errors import EngineError, UserError, one_line
 from macllm_app.core.logs import HOST_LOG, setup_logging
 from macllm_app.core.platform.memory import current_rss_bytes, peak_rss_bytes
 from macllm_app.core.types import (
+    EngineMemory,
     EngineName,
     Finished,
     GenerationRequest,
@@ -92,8 +93,9 @@ class _Host:
             self.unload()
             send(("ok", None))
         elif kind == "memory":
+            used = self.engine.memory() if self.engine is not None else EngineMemory()
             send(("ok", HostMemory(rss_bytes=current_rss_bytes(),
-                                   peak_rss_bytes=peak_rss_bytes())))
+                                   peak_rss_bytes=peak_rss_bytes(), engine=used)))
         else:
             send(("error", f"Unknown engine host command {kind!r}."))
 

@@ -36,6 +36,7 @@ from macllm_app.core.engines.prompt.tokens import common_prefix, request_tokens
 from macllm_app.core.errors import EngineError
 from macllm_app.core.formats.inspect import check_gguf_file
 from macllm_app.core.types import (
+    EngineMemory,
     Event,
     Finished,
     FinishReason,
@@ -50,6 +51,7 @@ from macllm_app.core.types import (
 )
 
 _DECODE_NO_KV_SLOT = 1
+KV_BYTES = 2  # llama.cpp keeps keys and values in f16 by default
 
 
 class LlamaCppEngine:
@@ -75,6 +77,7 @@ class LlamaCppEngine:
         self._one_batch = lc.llama_batch_get_one(self._one_token, 1)
         self._progress_handle: Any = None
         self._pool: ThreadPool | None = None
+        self._memory_report = EngineMemory()
 
     # -- lifetime ---------------------------------------------------------
     def load(self, config: LoadConfig, progress: ProgressCallback) -> ModelInfo:
@@ -134,6 +137,7 @@ class LlamaCppEngine:
         gpu_layers = 0
         if gpu:
             gpu_layers = n_layer if config.n_gpu_layers < 0 else min(config.n_gpu_layers, n_layer)
+        self._memory_report = self._measure(model, n_layer, gpu_layers)
         device = "CPU"
         if gpu_layers:
             device = "GPU (Metal)" if sys.platform == "darwin" else "GPU"
@@ -152,6 +156,19 @@ class LlamaCppEngine:
         )
         progress(1.0, "Ready")
         return self._info
+
+    def _measure(self, model: Any, n_layer: int, gpu_layers: int) -> EngineMemory:
+        """Weights (llama.cpp's own count), the f16 KV cache of the whole context, and the
+        offloaded layers' share of the weights."""
+        weights = int(lc.llama_model_size(model))
+        n_head = max(1, lc.llama_model_n_head(model))
+        head_dim = lc.llama_model_n_embd(model) // n_head
+        kv = 2 * n_layer * self._n_ctx * lc.llama_model_n_head_kv(model) * head_dim * KV_BYTES
+        gpu = weights * gpu_layers // n_layer if n_layer else 0
+        return EngineMemory(weights_bytes=weights, kv_cache_bytes=kv, gpu_bytes=gpu)
+
+    def memory(self) -> EngineMemory:
+        return self._memory_report
 
     def _progress_relay(self, progress: ProgressCallback) -> Any:
         last = [0.0]
@@ -179,6 +196,7 @@ class LlamaCppEngine:
         self._ctx = self._model = self._vocab = self._memory = None
         self._info = self._template = self._pieces = None
         self._cached = []
+        self._memory_report = EngineMemory()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))

@@ -24,6 +24,7 @@ from macllm_app.core.errors import EngineError, one_line
 from macllm_app.core.formats.mlx_folder import validate_mlx_folder
 from macllm_app.core.platform import current as current_platform
 from macllm_app.core.types import (
+    EngineMemory,
     Event,
     Finished,
     GenerationRequest,
@@ -124,6 +125,26 @@ class MLXEngine:
         )
         progress(1.0, "Ready")
         return self._info
+
+    def memory(self) -> EngineMemory:
+        """Weights and prompt cache as mlx-lm holds them, and MLX's allocator counters
+        (they only see this process, so the host reports them)."""
+        if self._model is None:
+            return EngineMemory()
+        from mlx.utils import tree_reduce
+
+        weights = int(tree_reduce(
+            lambda total, x: total + x.nbytes if isinstance(x, mx.array) else total,
+            self._model.parameters(), 0))
+        kv = sum(int(getattr(layer, "nbytes", 0)) for layer in self._cache)
+        active = int(mx.get_active_memory())
+        on_gpu = bool(mx.metal.is_available())
+        limit = mx.device_info().get("max_recommended_working_set_size", 0) if on_gpu else 0
+        return EngineMemory(weights_bytes=weights, kv_cache_bytes=kv,
+                            gpu_bytes=active if on_gpu else 0,
+                            gpu_limit_bytes=int(limit) if isinstance(limit, int) else 0,
+                            mlx_active_bytes=active, mlx_peak_bytes=int(mx.get_peak_memory()),
+                            mlx_cache_bytes=int(mx.get_cache_memory()))
 
     def unload(self) -> None:
         self._model = self._tokenizer = self._template = self._info = None

@@ -51,6 +51,11 @@ class Platform(ABC):
         return round(100 * memory.available_bytes / memory.total_bytes) \
             if memory.total_bytes else None
 
+    def gpu_memory_limit_bytes(self) -> int | None:
+        """How much memory the GPU may use for a model (a Mac's Metal working set);
+        None where models run on the CPU or a GPU with its own memory."""
+        return None
+
     @abstractmethod
     def reveal_command(self, path: str) -> list[str]:
         """The command that shows a file in the file manager."""

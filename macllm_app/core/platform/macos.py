@@ -73,6 +73,24 @@ def system_memory_from(vm_stat: str, memsize: str, swapusage: str) -> SystemMemo
     )
 
 
+#: Metal's recommended working set, as a share of memory, by machine size: about two
+#: thirds up to 36 GB and three quarters above (what `recommendedMaxWorkingSetSize`
+#: reports), unless `sysctl iogpu.wired_limit_mb` sets a limit of its own.
+WORKING_SET_SMALL, WORKING_SET_LARGE, LARGE_MAC_BYTES = 0.67, 0.75, 36 * 1024**3
+
+
+def gpu_limit_from(wired_limit_mb: str, memsize: str) -> int | None:
+    """The GPU's memory limit from `sysctl -n iogpu.wired_limit_mb` and `hw.memsize`."""
+    limit = wired_limit_mb.strip()
+    if limit.isdigit() and int(limit) > 0:
+        return int(limit) * 1024**2
+    total = memsize.strip()
+    if not total.isdigit() or int(total) == 0:
+        return None
+    share = WORKING_SET_LARGE if int(total) > LARGE_MAC_BYTES else WORKING_SET_SMALL
+    return int(int(total) * share)
+
+
 WIRED_HEADROOM = 1.1  # room above the fit estimate for activations and the allocator
 WIRED_CEILING = 0.9  # never wire more than this share of Metal's recommended working set
 WIRED_LIMIT_SINCE = 15  # macOS 15 (Sequoia) is the first to honour MLX's wired limit
@@ -114,6 +132,12 @@ class MacOSPlatform(Platform):
 
     def memory_free_percent(self) -> int | None:
         return parse_free_percentage(_run("memory_pressure", "-Q"))
+
+    def gpu_memory_limit_bytes(self) -> int | None:
+        if platform.machine() != "arm64":
+            return None  # an Intel Mac's GPU has memory of its own
+        return gpu_limit_from(_run("sysctl", "-n", "iogpu.wired_limit_mb"),
+                              _run("sysctl", "-n", "hw.memsize"))
 
     def reveal_command(self, path: str) -> list[str]:
         return ["open", "-R", path]

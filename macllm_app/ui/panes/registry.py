@@ -13,7 +13,9 @@ from macllm_app.core.settings import Settings
 from macllm_app.ui.actions import ActionRegistry
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.icons import chat_icon
+from macllm_app.ui.monitor_feed import MonitorFeed
 from macllm_app.ui.panes.library.icon import library_icon
+from macllm_app.ui.panes.monitor.icon import monitor_icon
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,7 @@ class AppContext:
     settings: Callable[[], Settings]
     actions: ActionRegistry
     status: Callable[[str], None]
+    monitor: MonitorFeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +57,18 @@ def _library(context: AppContext) -> QWidget:
     return pane
 
 
+def _monitor(context: AppContext) -> QWidget:
+    from macllm_app.ui.panes.monitor.pane import MonitorPane
+
+    pane = MonitorPane(context.monitor)
+    pane.unload_requested.connect(context.engine.unload)
+    return pane
+
+
 PANES: list[PaneSpec] = [
     PaneSpec("chat", "Chat", chat_icon, _chat, "Ctrl+1"),
     PaneSpec("library", "Library", library_icon, _library, "Ctrl+2"),
+    PaneSpec("monitor", "Monitor", monitor_icon, _monitor, "Ctrl+3"),
 ]
 
 

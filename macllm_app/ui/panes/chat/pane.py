@@ -19,7 +19,7 @@ from macllm_app.core.chat.engine_choice import NO_REPLY, compare_button, compare
 from macllm_app.core.chat.records import StoredMessage, engine_choice
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.settings import Settings
-from macllm_app.core.types import EngineName
+from macllm_app.core.types import EngineName, GenerationStats
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.panes.chat.composer import Composer
 from macllm_app.ui.panes.chat.controller import Action, ChatController, Turn, TurnEnd
@@ -37,6 +37,7 @@ class ChatPane(QWidget):
     status_message = Signal(str)
     streaming_changed = Signal(bool)
     speed_changed = Signal(float)           # live tokens per second, from the engine
+    reply_stats = Signal(object)            # GenerationStats of each reply that ends
     token_received = Signal(str)
     title_changed = Signal(str)
     conversation_changed = Signal(object)   # conversation id or None
@@ -354,6 +355,9 @@ class ChatPane(QWidget):
         self.token_received.emit(text)
 
     def _on_turn_ended(self, end: TurnEnd) -> None:
+        stats = GenerationStats.from_dict(end.stored[-1].stats) if end.stored else None
+        if stats is not None:
+            self.reply_stats.emit(stats)
         self.composer.set_streaming(False)
         self.sidebar.refresh(select=self.conversation_id)
         if end.turn.conversation_id == self.conversation_id:

@@ -26,14 +26,25 @@ class JobStrip(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("jobCancel")
         self.cancel_button.clicked.connect(self._cancel)
+        self.warning = QLabel("")
+        self.warning.setObjectName("jobWarning")
+        self.warning.setWordWrap(True)
+        self.warning.hide()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.warning, 1)
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
         self.hide()
 
+    def warn(self, text: str) -> None:
+        """Say something the user should know while the job runs (memory pressure)."""
+        self.warning.setText(text)
+        self.warning.setVisible(bool(text))
+
     def start(self, title: str) -> None:
+        self.warn("")
         self.title = title
         self.label.setText(f"{title}…")
         self.bar.setValue(0)

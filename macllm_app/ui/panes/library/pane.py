@@ -234,14 +234,8 @@ class LibraryPane(QWidget):
     @Slot()
     def load_selected(self) -> None:
         row = self.selected_row()
-        if row is None:
-            return
-        if row["fit"] == "wont_fit" and not self._confirm(
-                "Load a model that won't fit?",
-                f"{row['name']} probably needs more memory than this computer has free. "
-                "Loading it may make the system very slow. Load anyway?"):
-            return
-        self.load_requested.emit(row["path"])
+        if row is not None:  # the engine's guardrail asks first if it won't fit
+            self.load_requested.emit(row["path"])
 
     @Slot()
     def reveal_selected(self) -> None:

@@ -1,0 +1,1 @@
+"""The Monitor pane: live graphs of memory, processes, the engine and speed."""
