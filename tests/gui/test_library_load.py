@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from tests.support.gguf_writer import TinyGGUF
 from tests.support.gui_helpers import send_and_wait, wait_loaded
-from tests.support.library_gui_helpers import answer_next_modal, open_library
+from tests.support.library_gui_helpers import open_library
 
 pytestmark = [pytest.mark.gui, pytest.mark.llamacpp]
 
@@ -42,7 +42,8 @@ def test_load_into_chat_streams_and_records_measured_memory(
     assert "peak on llama.cpp at 2,048 tokens" in text and "the estimate was" in text
 
 
-def test_a_model_that_wont_fit_asks_first(qtbot: Any, make_window: Any, tmp_path: Path) -> None:
+def test_loading_a_model_that_wont_fit_from_the_library_asks_first(
+        qtbot: Any, make_window: Any, tmp_path: Path) -> None:
     from macllm_app.core.library.commands import import_model
 
     huge = TinyGGUF.llama(quant="Q8_0", name="Huge")
@@ -52,9 +53,11 @@ def test_a_model_that_wont_fit_asks_first(qtbot: Any, make_window: Any, tmp_path
     window = make_window(load=False)
     pane = open_library(qtbot, window)
     assert pane.select_path(path)
-    if pane.selected_row()["fit"] != "wont_fit":
-        pytest.skip("this machine has room even for the huge estimate")
-    answer_next_modal(QMessageBox.StandardButton.No)
-    with qtbot.assertNotEmitted(pane.load_requested):
-        pane.load_button.click()
-    assert not window.engine.is_loading() and window.stack.currentWidget() is pane
+    assert pane.selected_row()["fit"] == "wont_fit"  # 400,000 layers of KV cache
+    with qtbot.waitSignal(window.engine.fit_refused, timeout=20_000):
+        pane.load_button.click()  # the library asks nothing itself: the guardrail does
+    question = window.guardrails.question
+    assert question is not None and "huge.gguf needs about" in question.informativeText()
+    with qtbot.waitSignal(window.engine.load_failed, timeout=10_000):
+        question.button(QMessageBox.StandardButton.Cancel).click()
+    assert window.engine.model is None and not window.engine.is_loading()

@@ -20,6 +20,7 @@ from macllm_app.core.hardware.monitor import APP, ENGINE_HOST, MonitorSample
 from macllm_app.core.units import human_size
 from macllm_app.ui.monitor_feed import HISTORY_S, MonitorFeed
 
+MIN_SPAN_S = 60  # the graphs span at least a minute, growing to the whole history
 MB = 1024**2
 GB = 1024**3
 LEVELS = {"normal": 0, "warning": 1, "critical": 2}
@@ -180,6 +181,9 @@ class MonitorPane(QWidget):
         import pyqtgraph as pg
 
         now = time.time()
+        oldest = min((series.times[0] for named in self.series.values()
+                      for series in named.values() if series.times), default=now)
+        start = max(now - HISTORY_S, min(oldest, now - MIN_SPAN_S))
         for key, named in self.series.items():
             plot = self.plots[key]
             for index, (name, series) in enumerate(named.items()):
@@ -192,4 +196,4 @@ class MonitorPane(QWidget):
                                       symbolBrush=color, stepMode=None)
                     self.curves[(key, name)] = curve
                 curve.setData(list(series.times), list(series.values))
-            plot.setXRange(now - HISTORY_S, now, padding=0)
+            plot.setXRange(start, now, padding=0)
