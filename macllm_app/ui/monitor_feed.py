@@ -21,8 +21,8 @@ from macllm_app.core.types import GenerationStats, HostMemory
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.poll import Poll
 
-VISIBLE_INTERVAL_MS = 1000
-HIDDEN_INTERVAL_MS = 3000
+VISIBLE_INTERVAL_MS = 2000  # Activity Monitor's fastest default is 2 s too
+HIDDEN_INTERVAL_MS = 5000
 HISTORY_S = 600  # the graphs show the last ten minutes
 
 

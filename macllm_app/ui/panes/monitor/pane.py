@@ -14,13 +14,20 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from macllm_app.core.hardware.monitor import APP, ENGINE_HOST, MonitorSample
 from macllm_app.core.units import human_size
 from macllm_app.ui.monitor_feed import HISTORY_S, MonitorFeed
 
-MIN_SPAN_S = 60  # the graphs span at least a minute, growing to the whole history
+SPANS_S = (60, 120, 300, HISTORY_S)  # the graphs' time spans, growing with the history
 MB = 1024**2
 GB = 1024**3
 LEVELS = {"normal": 0, "warning": 1, "critical": 2}
@@ -87,6 +94,7 @@ class MonitorPane(QWidget):
         self.curves: dict[tuple[str, str], Any] = {}
         self.plots: dict[str, Any] = {}
         self.graphs: Any = None
+        self._span = 0
         self.summary = QLabel("Waiting for the first sample…")
         self.summary.setObjectName("monitorSummary")
         self.summary.setWordWrap(True)
@@ -111,8 +119,10 @@ class MonitorPane(QWidget):
     def add_sample(self, sample: MonitorSample) -> None:
         self._record(sample)
         if self.isVisible():
+            self.setUpdatesEnabled(False)  # one repaint for the label and every graph
             self.summary.setText(summary_text(sample))
             self.redraw()
+            self.setUpdatesEnabled(True)
 
     def _record(self, sample: MonitorSample) -> None:
         when = sample.time
@@ -162,28 +172,49 @@ class MonitorPane(QWidget):
                   ("resident", "MacLLM's processes: resident memory", "MB"),
                   ("cpu", "CPU", "% of one core"), ("engine", "Inside the engine", "MB"),
                   ("speed", "Speed", "tokens/s · jobs %/min"))
+        first = None
         for row, (key, title, unit) in enumerate(titles):
-            plot = self.graphs.addPlot(row=row, col=0, title=title,
-                                       axisItems={"bottom": pg.DateAxisItem()})
+            last = row == len(titles) - 1
+            plot = self.graphs.addPlot(row=row, col=0, title=title)
             plot.setLabel("left", unit)
+            if last:
+                plot.setLabel("bottom", "seconds ago")
             plot.addLegend(offset=(-10, 5), colCount=4)
             plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setMouseEnabled(x=False, y=False)
+            if not last:
+                plot.hideAxis("bottom")  # one time axis, under the last graph, for all
+            for side in ("left", "bottom"):
+                # an axis redraws its text only when its range changes, not on each repaint
+                plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            if first is None:
+                first = plot
+            else:
+                plot.setXLink(first)
             self.plots[key] = plot
         self.plots["pressure"].getAxis("left").setTicks(
             [[(value, name) for name, value in LEVELS.items()]])
         self.plots["pressure"].setYRange(-0.2, 2.2)
         self._layout.addWidget(self.graphs, 1)
 
+    def span_s(self, now: float) -> int:
+        """How far back the graphs look: the shortest of SPANS_S that shows every sample
+        (a range that changes only at those steps, so the axes are not redrawn each time)."""
+        oldest = min((series.times[0] for named in self.series.values()
+                      for series in named.values() if series.times), default=now)
+        return next((span for span in SPANS_S if now - oldest <= span), SPANS_S[-1])
+
     def redraw(self) -> None:
         if self.graphs is None:
             return
+        import numpy as np
         import pyqtgraph as pg
 
         now = time.time()
-        oldest = min((series.times[0] for named in self.series.values()
-                      for series in named.values() if series.times), default=now)
-        start = max(now - HISTORY_S, min(oldest, now - MIN_SPAN_S))
+        span = self.span_s(now)
+        if span != self._span:
+            self._span = span
+            self.plots["pressure"].setXRange(-span, 0, padding=0)  # the others are linked
         for key, named in self.series.items():
             plot = self.plots[key]
             for index, (name, series) in enumerate(named.items()):
@@ -193,7 +224,7 @@ class MonitorPane(QWidget):
                     scatter = key == "speed" and name in ("decode", "prefill")
                     curve = plot.plot(name=name, pen=None if scatter else pg.mkPen(color, width=2),
                                       symbol="o" if scatter else None, symbolSize=6,
-                                      symbolBrush=color, stepMode=None)
+                                      symbolBrush=color)
                     self.curves[(key, name)] = curve
-                curve.setData(list(series.times), list(series.values))
-            plot.setXRange(start, now, padding=0)
+                ago = np.fromiter(series.times, float, len(series.times)) - now
+                curve.setData(ago, np.fromiter(series.values, float, len(series.values)))
