@@ -8,9 +8,8 @@ import statistics
 from dataclasses import asdict, replace
 
 from macllm_app.cli.chat import stream_reply
-from macllm_app.cli.model_choice import load_config_from_args
+from macllm_app.cli.model_choice import load_config_from_args, load_from_args
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.library.loading import load_in_host
 from macllm_app.core.types import (
     GenerationRequest,
     GenerationStats,
@@ -29,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     sampling = replace(SamplingParams.greedy(max_tokens=args.tokens), ignore_eos=True)
     runs: list[GenerationStats] = []
     with EngineHost() as host:
-        info = load_in_host(host, config)
+        info = load_from_args(host, config, args)
         request = GenerationRequest(messages=(Message("user", BENCH_PROMPT),), sampling=sampling,
                                     reuse_cache=False)
         stream_reply(host, request, None)  # warm-up

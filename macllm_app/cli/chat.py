@@ -9,9 +9,8 @@ from dataclasses import asdict, replace
 from typing import TextIO
 
 from macllm_app.cli.interrupt import ctrl_c_stops
-from macllm_app.cli.model_choice import load_config_from_args
+from macllm_app.cli.model_choice import load_config_from_args, load_from_args
 from macllm_app.core.engines.host import EngineHost
-from macllm_app.core.library.loading import load_in_host
 from macllm_app.core.types import (
     Finished,
     GenerationRequest,
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     system = [Message("system", args.system)] if args.system else []
     with EngineHost() as host:
         with ctrl_c_stops() as should_stop:
-            load_in_host(host, config, should_stop=should_stop)
+            load_from_args(host, config, args, should_stop)
         if args.prompt is not None:
             return _one_shot(host, system, args.prompt, sampling, as_json=args.json)
         return _repl(host, system, sampling)

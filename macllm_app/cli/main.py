@@ -27,6 +27,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads")
     parser.add_argument("--gpu-layers", type=int, default=None,
                         help="layers to offload to the GPU (-1: all, 0: none)")
+    parser.add_argument("--force", action="store_true",
+                        help="load the model even if it will not fit in free memory")
 
 
 def build_parser() -> argparse.ArgumentParser:

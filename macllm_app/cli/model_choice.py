@@ -6,9 +6,12 @@ import argparse
 from dataclasses import replace
 
 from macllm_app.core import settings as settings_mod
+from macllm_app.core.engines.host import EngineHost
 from macllm_app.core.engines.select import check_engine
+from macllm_app.core.errors import UserError
+from macllm_app.core.library.loading import WontFit, load_in_host
 from macllm_app.core.library.model_choice import load_config_for
-from macllm_app.core.types import LoadConfig
+from macllm_app.core.types import LoadConfig, ModelInfo, StopCheck
 
 
 def load_config_from_args(args: argparse.Namespace) -> LoadConfig:
@@ -24,3 +27,12 @@ def load_config_from_args(args: argparse.Namespace) -> LoadConfig:
     if args.gpu_layers is not None:
         overrides["n_gpu_layers"] = args.gpu_layers
     return replace(config, **overrides)  # type: ignore[arg-type]
+
+
+def load_from_args(host: EngineHost, config: LoadConfig, args: argparse.Namespace,
+                   should_stop: StopCheck | None = None) -> ModelInfo:
+    """Load as the app does; a model that won't fit needs `--force`."""
+    try:
+        return load_in_host(host, config, should_stop=should_stop, confirmed=args.force)
+    except WontFit as exc:
+        raise UserError(f"{exc} Pass --force to load it anyway.") from None

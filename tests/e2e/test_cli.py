@@ -189,3 +189,20 @@ def test_monitor_prints_json_samples_of_macllms_processes() -> None:
     text = _macllm("monitor", "--count", "1")
     assert text.returncode == 0 and "pressure" in text.stdout and "used" in text.stdout
     assert _macllm("monitor", "--interval", "0").returncode == 2
+
+
+def test_a_model_that_wont_fit_needs_force(default_model: Path, tmp_path: Path) -> None:
+    padded = tmp_path / "Padded.gguf"  # the default model's tensors, a sparse 2x-RAM tail
+    padded.write_bytes(default_model.read_bytes())
+    with padded.open("r+b") as handle:
+        handle.truncate(2 * psutil.virtual_memory().total)
+    args = ("chat", "--model", str(padded), "--prompt", "Hi", "--max-tokens", "3",
+            "--threads", "2", "--ctx", "1024")
+    refused = _macllm(*args)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    line = refused.stderr.strip()
+    assert line.startswith("macllm: Padded.gguf needs about ") and line.endswith(
+        "Pass --force to load it anyway.")
+    forced = _macllm(*args, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.strip()
