@@ -34,7 +34,7 @@ LEVELS = {"normal": 0, "warning": 1, "critical": 2}
 COLORS = ("#0a84ff", "#ff9f0a", "#30d158", "#bf5af2", "#ff453a", "#64d2ff", "#ffd60a")
 #: (plot title, y-axis label, the series each sample adds: name -> value)
 MEMORY_SERIES = ("used", "wired", "compressed", "cached", "swap")
-ENGINE_SERIES = ("weights", "KV cache", "MLX active", "MLX cache", "GPU")
+ENGINE_SERIES = ("weights", "KV cache", "MLX active", "MLX peak", "MLX cache", "GPU")
 
 
 def memory_values(sample: MonitorSample) -> dict[str, float]:
@@ -49,8 +49,8 @@ def engine_values(sample: MonitorSample) -> dict[str, float]:
     if e is None:
         return dict.fromkeys(ENGINE_SERIES, 0.0)
     return {"weights": e.weights_bytes / MB, "KV cache": e.kv_cache_bytes / MB,
-            "MLX active": e.mlx_active_bytes / MB, "MLX cache": e.mlx_cache_bytes / MB,
-            "GPU": e.gpu_bytes / MB}
+            "MLX active": e.mlx_active_bytes / MB, "MLX peak": e.mlx_peak_bytes / MB,
+            "MLX cache": e.mlx_cache_bytes / MB, "GPU": e.gpu_bytes / MB}
 
 
 def summary_text(sample: MonitorSample) -> str:
@@ -65,6 +65,9 @@ def summary_text(sample: MonitorSample) -> str:
         e = sample.engine.engine
         parts.append(f"<b>Model:</b> {human_size(e.weights_bytes)} weights, "
                      f"{human_size(e.kv_cache_bytes)} KV cache")
+        if e.gpu_limit_bytes:
+            parts.append(f"<b>GPU:</b> {human_size(e.gpu_bytes)} of the "
+                         f"{human_size(e.gpu_limit_bytes)} Metal recommends")
     return " &nbsp;·&nbsp; ".join(parts)
 
 
