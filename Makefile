@@ -21,7 +21,7 @@ run: install qt-deps
 	$(VENV)/bin/macllm-app
 
 lint: install
-	$(PY) -m ruff check macllm_app tests bench
+	$(PY) -m ruff check macllm_app tests bench packaging
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
@@ -33,7 +33,10 @@ bench: install
 
 bundle: install
 	$(PY) -m pip install --quiet 'pyinstaller>=6.6'
-	$(VENV)/bin/pyinstaller --noconfirm packaging/macllm.spec
+	$(PY) packaging/make_icons.py build/icons
+	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
+		--workpath build/pyinstaller packaging/macllm.spec
+	@bash packaging/finish_bundle.sh
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

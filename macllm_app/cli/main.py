@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from macllm_app import __version__
-from macllm_app.core.errors import Cancelled, EngineCrashed, UserError
+from macllm_app.core.errors import Cancelled, EngineCrashed, RemoteBug, UserError, describe
 from macllm_app.core.types import ENGINES
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_CRASH, EXIT_CANCELLED = 0, 1, 2, 3, 130
@@ -88,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineCrashed as exc:
         print(f"macllm: {exc}", file=sys.stderr)
         return EXIT_CRASH
+    except RemoteBug as exc:  # the child logged its traceback; -v shows it here too
+        print(f"macllm: {describe(exc)}", file=sys.stderr)
+        if args.verbose:
+            print(exc.remote_traceback, file=sys.stderr)
+        return EXIT_USER
     except (Cancelled, KeyboardInterrupt):
         print("macllm: cancelled", file=sys.stderr)
         return EXIT_CANCELLED

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from macllm_app.core import paths
+from macllm_app.core.resources import default_system_prompt
 from macllm_app.core.types import EngineName, SamplingParams
 
 log = logging.getLogger("macllm.settings")
@@ -82,7 +83,7 @@ class SamplingSettings(_Group):
 
 class ChatSettings(_Group):
     system_prompt: str = Field(
-        default="You are a helpful assistant.", title="Default system prompt",
+        default_factory=default_system_prompt, title="Default system prompt",
         description="Used by new conversations; each conversation can change its own.",
         json_schema_extra={"widget": "multiline"},
     )

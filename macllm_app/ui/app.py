@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                              "reply, exit 0 (or 1 with the reason)")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="self-test time limit in seconds (default 120)")
+    parser.add_argument("paths", nargs="*", metavar="MODEL",
+                        help="GGUF files or MLX folders to open (import into the library)")
     args, _qt_args = parser.parse_known_args(argv)
     return args
 
@@ -36,11 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         from macllm_app.ui.selftest import run_self_test
 
-        return run_self_test(args.timeout)
-    return run_gui()
+        return run_self_test(args.timeout, args.paths)
+    return run_gui(args.paths)
 
 
-def run_gui() -> int:
+def run_gui(paths: Sequence[str] = ()) -> int:
     from PySide6.QtWidgets import QApplication
 
     from macllm_app.core.logs import setup_logging
@@ -63,6 +66,8 @@ def run_gui() -> int:
     install_file_open(app, window)
     app.aboutToQuit.connect(window.shutdown)
     window.show()
+    if paths:  # "Open With" on Linux, or a path on the command line
+        window.open_files([str(Path(path).resolve()) for path in paths])
     probe = os.environ.get("MACLLM_STARTUP_PROBE")
     if probe:
         from macllm_app.ui.startup_probe import StartupProbe

@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPixmap
 
+from macllm_app.core.resources import APP_ICON, resource
+
 SIZE = 64
 
 
@@ -41,13 +43,5 @@ def chat_icon(color: str = "#3c3c43") -> QIcon:
 
 
 def app_icon() -> QIcon:
-    """A blue rounded square with a white speech bubble (window and dock icon)."""
-    pixmap, painter = _canvas(256)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor("#0a84ff"))
-    painter.drawRoundedRect(QRectF(8, 8, 240, 240), 54, 54)
-    painter.translate(40, 44)
-    painter.scale(176 / SIZE, 176 / SIZE)
-    _draw_bubble(painter, "#ffffff", "#0a84ff")
-    painter.end()
-    return QIcon(pixmap)
+    """The app's icon, from its vector source in resources/ (window and dock icon)."""
+    return QIcon(str(resource(APP_ICON)))

@@ -1,8 +1,12 @@
-"""`macllm-app --self-test`: the real window, the real engine host, one short reply.
+"""`macllm-app --self-test [MODEL ...]`: the real window, the real engine host, one
+short reply, then each MODEL opened as a file-open would open it (linked into the
+library).
 
-Runs in a throwaway profile (MACLLM_HOME in a temp folder) so it never
-touches the user's chats. Exit 0 when a few tokens streamed into the chat,
-1 with a one-line reason otherwise; bounded by a timeout.
+Runs in a throwaway profile (MACLLM_HOME in a temp folder) so it never touches
+the user's chats. In a frozen bundle it first checks the bundle is whole
+(`core.bundle_check`), and reports where its code was imported from. Exit 0 when
+a few tokens streamed into the chat and every model was opened, 1 with a
+one-line reason otherwise; bounded by a timeout.
 """
 
 from __future__ import annotations
@@ -10,16 +14,22 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
+from pathlib import Path
 
 WANTED_DELTAS = 3
 PROMPT = "Say hello in one short sentence."
 
 
-def run_self_test(timeout_s: float) -> int:
+def run_self_test(timeout_s: float, paths: Sequence[str] = ()) -> int:
+    reason = _bundle_reason()
+    if reason:
+        print(f"self-test failed: {reason}", file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory(prefix="macllm-selftest-") as home:
         os.environ["MACLLM_HOME"] = home
         try:
-            reason = _run(timeout_s)
+            reason = _run(timeout_s, [str(Path(path).resolve()) for path in paths])
         except Exception as exc:  # the self-test reports every failure as one line
             reason = f"{type(exc).__name__}: {exc}"
     if reason:
@@ -29,7 +39,21 @@ def run_self_test(timeout_s: float) -> int:
     return 0
 
 
-def _run(timeout_s: float) -> str:
+def _bundle_reason() -> str:
+    """'' when running from source or from a whole bundle, else what the bundle lacks."""
+    from macllm_app.core.bundle_check import bundle_root, missing_parts
+
+    root = bundle_root()
+    if root is None:
+        return ""
+    import macllm_app
+
+    print(f"frozen bundle at {root}; macllm_app from {Path(macllm_app.__file__).parent}")
+    missing = missing_parts(root)
+    return "; ".join(missing)
+
+
+def _run(timeout_s: float, paths: list[str]) -> str:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -57,14 +81,29 @@ def _run(timeout_s: float) -> str:
     def on_token(_text: str) -> None:
         nonlocal deltas
         deltas += 1
-        if deltas >= WANTED_DELTAS:
+        if deltas >= WANTED_DELTAS and not paths:
             done()
 
     def on_streaming(streaming: bool) -> None:
         if not streaming and "reason" not in outcome:
             shown = window.chat.view.messages()
             text = shown[-1].content if shown and shown[-1].role == "assistant" else ""
-            done("" if text.strip() else "the reply ended without any text")
+            if not text.strip():
+                done("the reply ended without any text")
+            elif paths:
+                open_models()
+            else:
+                done()
+
+    def open_models() -> None:
+        library = window.panes["library"]
+        importer = library.importer  # type: ignore[attr-defined]
+        importer.done.connect(on_imported)
+        importer.run(paths, "link")  # what a file-open does once Link is chosen
+
+    def on_imported(results: list[dict[str, object]]) -> None:
+        errors = [str(r["error"]) for r in results if "error" in r]
+        done(f"opening {errors[0]}" if errors else "")
 
     def start() -> None:
         window.chat.send(PROMPT)

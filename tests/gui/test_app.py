@@ -111,16 +111,35 @@ def test_ui_modules_import_no_engine() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
 
 
-@pytest.mark.llamacpp
-@pytest.mark.slow
-def test_self_test_subprocess_exits_zero(tmp_path: Path) -> None:
+def _self_test(*paths: str) -> subprocess.CompletedProcess[str]:
     script = shutil.which("macllm-app", path=str(Path(sys.executable).parent))
     command = [script] if script else [sys.executable, "-m", "macllm_app"]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    result = subprocess.run([*command, "--self-test", "--timeout", "240"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run([*command, "--self-test", "--timeout", "240", *paths], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.llamacpp
+@pytest.mark.slow
+def test_self_test_subprocess_exits_zero_and_opens_a_model_it_is_given(
+        default_model: Path, tmp_path: Path) -> None:
+    model = tmp_path / "given.gguf"
+    shutil.copyfile(default_model, model)
+    result = _self_test(str(model))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "self-test ok" in result.stdout
+    assert "frozen bundle" not in result.stdout  # from source: no bundle check
+
+
+@pytest.mark.llamacpp
+@pytest.mark.slow
+def test_self_test_names_a_model_it_cannot_open(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a model at all")
+    result = _self_test(str(bad))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "self-test failed: opening broken.gguf: not a GGUF file or MLX model folder")
 
 
 def test_exceptions_in_slots_and_threads_reach_the_crash_handler(qtbot: Any) -> None:
