@@ -23,7 +23,7 @@ def test_every_declared_resource_is_readable() -> None:
              *resources.EXAMPLE_DATASETS]
     for name in names:
         assert resources.read_text(name).strip(), name
-    with pytest.raises(FileNotFoundError, match="resource nope.txt is missing"):
+    with pytest.raises(FileNotFoundError, match=r"resource nope\.txt is missing"):
         resources.resource("nope.txt")
 
 
