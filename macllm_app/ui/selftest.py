@@ -5,8 +5,8 @@ library).
 Runs in a throwaway profile (MACLLM_HOME in a temp folder) so it never touches
 the user's chats. In a frozen bundle it first checks the bundle is whole
 (`core.bundle_check`), and reports where its code was imported from. Exit 0 when
-a few tokens streamed into the chat and every model was opened, 1 with a
-one-line reason otherwise; bounded by a timeout.
+a few tokens streamed into the chat, every model was opened and the Monitor
+pane drew a sample, 1 with a one-line reason otherwise; bounded by a timeout.
 """
 
 from __future__ import annotations
@@ -81,19 +81,23 @@ def _run(timeout_s: float, paths: list[str]) -> str:
     def on_token(_text: str) -> None:
         nonlocal deltas
         deltas += 1
-        if deltas >= WANTED_DELTAS and not paths:
-            done()
+        if deltas == WANTED_DELTAS:
+            chatted()
 
     def on_streaming(streaming: bool) -> None:
-        if not streaming and "reason" not in outcome:
+        if not streaming and "reason" not in outcome and deltas < WANTED_DELTAS:
             shown = window.chat.view.messages()
             text = shown[-1].content if shown and shown[-1].role == "assistant" else ""
-            if not text.strip():
-                done("the reply ended without any text")
-            elif paths:
-                open_models()
+            if text.strip():
+                chatted()
             else:
-                done()
+                done("the reply ended without any text")
+
+    def chatted() -> None:
+        if paths:
+            open_models()
+        else:
+            check_monitor()
 
     def open_models() -> None:
         library = window.panes["library"]
@@ -103,7 +107,21 @@ def _run(timeout_s: float, paths: list[str]) -> str:
 
     def on_imported(results: list[dict[str, object]]) -> None:
         errors = [str(r["error"]) for r in results if "error" in r]
-        done(f"opening {errors[0]}" if errors else "")
+        if errors:
+            done(f"opening {errors[0]}")
+        else:
+            check_monitor()
+
+    def check_monitor() -> None:
+        """The Monitor pane draws its graphs (pyqtgraph, built on first show)."""
+        window.monitor.sampled.connect(lambda _sample: QTimer.singleShot(0, monitor_drawn))
+        window.show_pane("monitor")
+
+    def monitor_drawn() -> None:
+        pane = window.panes["monitor"]
+        curves = getattr(pane, "curves", {})
+        if any(len(curve.getData()[0]) for curve in curves.values()):
+            done()
 
     def start() -> None:
         window.chat.send(PROMPT)
@@ -111,6 +129,7 @@ def _run(timeout_s: float, paths: list[str]) -> str:
     window.chat.streaming_changed.connect(on_streaming)
     window.chat.token_received.connect(on_token)
     window.engine.load_failed.connect(lambda message: done(f"model load failed: {message}"))
+    crash.report.connect(lambda summary, _details, _user: done(f"unexpected error: {summary}"))
     window.show()
     QTimer.singleShot(0, start)
     QTimer.singleShot(int(timeout_s * 1000), lambda: done(f"timed out after {timeout_s:g} s"))
