@@ -45,3 +45,11 @@ def converted_default_model(default_model: Path, tmp_path_factory: pytest.TempPa
 
     folder = tmp_path_factory.mktemp("converted") / "SmolLM2-135M-Instruct-mlx"
     return convert_gguf_to_mlx(default_model, folder)
+
+
+@pytest.fixture(scope="session")
+def f16_default_model(default_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default model rewritten by llama.cpp's own quantizer as F16, once per session."""
+    from tests.support.convert_models import requantize
+
+    return requantize(default_model, tmp_path_factory.mktemp("f16") / "smollm2-f16.gguf", "F16")

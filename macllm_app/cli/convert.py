@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from macllm_app.cli.interrupt import ctrl_c_stops
+from macllm_app.cli.progress_line import ProgressLine
 from macllm_app.core.types import StopCheck
 
 
@@ -28,34 +28,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run_mlx_to_gguf)
 
 
-class _ProgressLine:
-    """Progress on stderr: one line rewritten in place on a terminal, else a line
-    per tenth of the work."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.step = 1 if self.tty else 10
-        self.last = -1
-
-    def __call__(self, fraction: float, message: str) -> None:
-        pct = int(fraction * 100) // self.step * self.step
-        if pct == self.last:
-            return
-        self.last = pct
-        if self.tty:
-            print(f"\r{pct:3d}% {message[:70]:<70}", end="", file=sys.stderr, flush=True)
-        else:
-            print(f"{pct:3d}% {message}", file=sys.stderr, flush=True)
-
-    def end(self) -> None:
-        if self.tty and self.last >= 0:
-            print(file=sys.stderr, flush=True)
-
-
-def _convert(convert: Callable[[Path, Path, _ProgressLine, StopCheck], Path],
+def _convert(convert: Callable[[Path, Path, ProgressLine, StopCheck], Path],
              args: argparse.Namespace) -> int:
     """Run a conversion with a progress line on stderr; Ctrl+C cancels it."""
-    line = _ProgressLine()
+    line = ProgressLine()
     try:
         with ctrl_c_stops() as should_stop:
             dest = convert(Path(args.src), Path(args.output), line, should_stop)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from macllm_app.cli import convert, models, monitor
+from macllm_app.cli import convert, models, monitor, quantize
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRARS: list[Registrar] = [models.register, convert.register, monitor.register]
+REGISTRARS: list[Registrar] = [models.register, convert.register, monitor.register,
+                              quantize.register]

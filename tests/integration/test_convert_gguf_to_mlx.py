@@ -40,8 +40,8 @@ GREEDY_TOKENS = 20
 
 
 @pytest.fixture(scope="module")
-def f16_gguf(default_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return requantize(default_model, tmp_path_factory.mktemp("f16") / "smollm2-f16.gguf", "F16")
+def f16_gguf(f16_default_model: Path) -> Path:
+    return f16_default_model
 
 
 @pytest.fixture(scope="module")

@@ -49,10 +49,18 @@ def test_reader_agrees_with_gguf_package(default_model: Path) -> None:
 def test_type_tables_match_gguf_package() -> None:
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
+    known_types = {q.value for q in GGMLQuantizationType}
+    known_files = {f.value for f in LlamaFileType}
     for tid, t in TENSOR_TYPES.items():
+        if tid not in known_types:
+            assert t.name == "Q2_0"  # newer than gguf-py; its layout is checked by quantizing
+            continue
         q = GGMLQuantizationType(tid)
         assert (q.name, *GGML_QUANT_SIZES[q]) == (t.name, t.block_size, t.type_size)
     for fid, name in FILE_TYPES.items():
+        if fid not in known_files:
+            assert name == "Q2_0"
+            continue
         assert LlamaFileType(fid).name.removeprefix("MOSTLY_").removeprefix("ALL_") == name
 
 

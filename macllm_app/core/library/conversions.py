@@ -82,7 +82,7 @@ def conversion_info(meta: ModelMetadata) -> dict[str, Any]:
 
 
 # -- where results go -------------------------------------------------------------
-def _free_path(folder: Path, stem: str, suffix: str = "") -> Path:
+def free_path(folder: Path, stem: str, suffix: str = "") -> Path:
     target, n = folder / f"{stem}{suffix}", 2
     while target.exists() or target.is_symlink():
         target, n = folder / f"{stem}-{n}{suffix}", n + 1
@@ -96,12 +96,12 @@ def default_mlx_dest(gguf: Path, folder: Path | None = None) -> Path:
     """
     if folder is not None and folder.is_dir() and not any(folder.iterdir()):
         return folder
-    return _free_path(folder or paths.models_dir(), f"{Path(gguf).stem}-MLX")
+    return free_path(folder or paths.models_dir(), f"{Path(gguf).stem}-MLX")
 
 
 def default_gguf_dest(mlx_folder: Path, folder: Path | None = None) -> Path:
     """A new F16 GGUF file named after the model in `folder` (default: the models folder)."""
-    return _free_path(folder or paths.models_dir(), f"{Path(mlx_folder).name}-F16", ".gguf")
+    return free_path(folder or paths.models_dir(), f"{Path(mlx_folder).name}-F16", ".gguf")
 
 
 def partial_cleanup(dest: Path) -> Callable[[], None]:
@@ -123,7 +123,8 @@ def partial_cleanup(dest: Path) -> Callable[[], None]:
 
 
 # -- in the job process --------------------------------------------------------------
-def _check_space(folder: Path, need: int) -> None:
+def check_space(folder: Path, need: int) -> None:
+    """A one-line error unless `folder` has `need` bytes free (and a margin to spare)."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
@@ -133,14 +134,15 @@ def _check_space(folder: Path, need: int) -> None:
                         f"{free >> 20} MB free.")
 
 
-def _add(path: Path, converted_from: Path) -> dict[str, Any]:
+def add_to_library(path: Path, extra: dict[str, str]) -> dict[str, Any]:
+    """Add a model MacLLM made (with its provenance in `extra`) to the library."""
     from macllm_app.core.formats.inspect import inspect_model
     from macllm_app.core.library.commands import entry_dict
 
     meta = inspect_model(path)
     inside = path.resolve().is_relative_to(paths.models_dir().resolve())
     source: Source = "copy" if inside else "link"
-    entry = Catalogue().add(meta, path, source, extra={"converted_from": str(converted_from)},
+    entry = Catalogue().add(meta, path, source, extra=extra,
                             name=path.stem if path.is_file() else path.name)
     return entry_dict(entry)
 
@@ -155,9 +157,9 @@ def convert_into_library(src: str, dest: str, progress: ProgressCallback | None 
         size = source.stat().st_size
     except OSError as exc:
         raise ModelFileError(f"{source}: cannot read ({exc.strerror or exc})") from None
-    _check_space(target.parent, size)
+    check_space(target.parent, size)
     made = convert_gguf_to_mlx(source, target, progress=progress, should_stop=should_stop)
-    return _add(made, source)
+    return add_to_library(made, {"converted_from": str(source)})
 
 
 def export_into_library(src: str, dest: str, progress: ProgressCallback | None = None,
@@ -167,6 +169,6 @@ def export_into_library(src: str, dest: str, progress: ProgressCallback | None =
     from macllm_app.core.formats.mlx_folder import validate_mlx_folder
 
     source, target = Path(src), Path(dest)
-    _check_space(target.parent, 2 * validate_mlx_folder(source).n_params)  # F16: 2 bytes each
+    check_space(target.parent, 2 * validate_mlx_folder(source).n_params)  # F16: 2 bytes each
     made = export_mlx_to_gguf(source, target, progress=progress, should_stop=should_stop)
-    return _add(made, source)
+    return add_to_library(made, {"converted_from": str(source)})

@@ -1,0 +1,29 @@
+"""Progress of long commands on stderr."""
+
+from __future__ import annotations
+
+import sys
+
+
+class ProgressLine:
+    """Progress on stderr: one line rewritten in place on a terminal, else a line
+    per tenth of the work."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.step = 1 if self.tty else 10
+        self.last = -1
+
+    def __call__(self, fraction: float, message: str) -> None:
+        pct = int(fraction * 100) // self.step * self.step
+        if pct == self.last:
+            return
+        self.last = pct
+        if self.tty:
+            print(f"\r{pct:3d}% {message[:70]:<70}", end="", file=sys.stderr, flush=True)
+        else:
+            print(f"{pct:3d}% {message}", file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        if self.tty and self.last >= 0:
+            print(file=sys.stderr, flush=True)
