@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.gguf",
                    help="the new GGUF file (must not exist)")
     p.add_argument("--imatrix", metavar="FILE", help="an importance matrix (imatrix.gguf or .dat)")
+    p.add_argument("--calibration", metavar="TEXT",
+                   help="compute the importance matrix from this text file first (kept as "
+                        "OUT.imatrix.gguf); 'default' uses the calibration text MacLLM ships")
     p.add_argument("--threads", type=int, default=0, help="threads (default: llama.cpp's choice)")
     p.add_argument("--output-tensor-type", metavar="TYPE", help="type for output.weight")
     p.add_argument("--token-embedding-type", metavar="TYPE", help="type for token_embd.weight")
@@ -31,6 +34,56 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="quantize a file that is already quantized (loses more quality)")
     p.add_argument("--json", action="store_true", help="print the new library entry as JSON")
     p.set_defaults(handler=run)
+
+    m = sub.add_parser("imatrix", help="compute an importance matrix (llama-imatrix's format)")
+    m.add_argument("model", metavar="MODEL", help="a GGUF file (F16 or F32 is best)")
+    m.add_argument("--text", required=True, metavar="FILE",
+                   help="the calibration text ('default': the one MacLLM ships)")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.gguf")
+    m.add_argument("--chunks", type=int, default=0, help="use at most this many 512-token chunks")
+    m.add_argument("--threads", type=int, default=0)
+    m.set_defaults(handler=run_imatrix)
+
+
+def _calibration_text(spec: str) -> str:
+    from macllm_app.core.resources import CALIBRATION_TEXT, read_text
+
+    if spec == "default":
+        return read_text(CALIBRATION_TEXT)
+    try:
+        return Path(spec).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{spec}: cannot read the calibration text ({exc})") from None
+
+
+def _compute(model: Path, text: str, dest: Path, chunks: int, threads: int) -> dict[str, object]:
+    from macllm_app.core.jobs import Job
+    from macllm_app.core.library.conversions import partial_cleanup
+    from macllm_app.core.quantize.imatrix_compute import IMATRIX_TARGET, IMATRIX_TITLE
+
+    if model.is_dir():
+        raise UserError("An importance matrix is computed from a GGUF file: export the "
+                        "folder to GGUF first, or give --imatrix.")
+    job = Job(IMATRIX_TARGET, (str(model), text, str(dest), chunks or None, threads),
+              title=IMATRIX_TITLE, after_crash=partial_cleanup(dest))
+    line = ProgressLine()
+    try:
+        with ctrl_c_stops() as should_stop:
+            result: dict[str, object] = job.run(line, should_stop)
+    finally:
+        line.end()
+    return result
+
+
+def run_imatrix(args: argparse.Namespace) -> int:
+    from macllm_app.core.convert.staging import check_dest_file
+    from macllm_app.core.library.model_choice import resolve_model
+
+    model, dest = resolve_model(args.model), Path(args.output)
+    check_dest_file(dest)
+    result = _compute(model, _calibration_text(args.text), dest, args.chunks, args.threads)
+    print(f"{dest} ({result['entries']} weights, {result['chunks']} chunks)")
+    return 0
 
 
 def _overrides(specs: list[str]) -> tuple[tuple[str, str], ...]:
@@ -55,11 +108,21 @@ def run(args: argparse.Namespace) -> int:
     )
     from macllm_app.core.units import human_size
 
+    if args.imatrix and args.calibration:
+        raise UserError("Give --imatrix or --calibration, not both.")
+    imatrix = args.imatrix
+    if args.calibration:
+        text = _calibration_text(args.calibration)
+        imatrix = f"{args.output}.imatrix.gguf"
+        plan_quantize(args.src, args.output, args.type,  # fail before computing anything
+                      QuantizeOptions(allow_requantize=args.allow_requantize),
+                      imatrix_coming=True)
+        _compute(Path(args.src), text, Path(imatrix), 0, args.threads)
     options = QuantizeOptions(
         threads=args.threads, output_tensor_type=args.output_tensor_type,
         token_embedding_type=args.token_embedding_type, pure=args.pure,
         tensor_types=_overrides(args.tensor_type), allow_requantize=args.allow_requantize,
-        imatrix=args.imatrix)
+        imatrix=imatrix)
     plan = plan_quantize(args.src, args.output, args.type, options)
     if plan.warning:
         print(f"macllm: {plan.warning}", file=sys.stderr)

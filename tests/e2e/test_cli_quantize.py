@@ -51,3 +51,21 @@ def test_quantize_refuses_in_one_line_and_touches_nothing(default_model: Path,
     bad = _macllm("quantize", str(default_model), "--type", "Q4_0", "-o", str(out),
                   "--tensor-type", "attn_q")
     assert bad.returncode == 1 and "PATTERN=TYPE" in bad.stderr
+
+
+def test_quantize_with_a_calibration_text_keeps_its_importance_matrix(
+        f16_default_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "smollm2-IQ2_M.gguf"
+    made = _macllm("quantize", str(f16_default_model), "--type", "IQ2_M", "--calibration",
+                   "default", "-o", str(out), "--threads", "2", "--json")
+    assert made.returncode == 0, made.stderr
+    matrix = tmp_path / "smollm2-IQ2_M.gguf.imatrix.gguf"
+    assert matrix.is_file() and json.loads(made.stdout)["quantization"] == "IQ2_M"
+    alone = tmp_path / "again.imatrix.gguf"
+    computed = _macllm("imatrix", str(f16_default_model), "--text", "default", "-o", str(alone),
+                       "--threads", "2")
+    assert computed.returncode == 0, computed.stderr
+    assert computed.stdout.strip().endswith("(210 weights, 2 chunks)")
+    needs = _macllm("quantize", str(f16_default_model), "--type", "IQ1_S", "-o",
+                    str(tmp_path / "x.gguf"))
+    assert needs.returncode == 1 and "IQ1_S needs an importance matrix" in needs.stderr

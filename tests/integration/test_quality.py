@@ -14,23 +14,34 @@ import pytest
 
 from macllm_app.core.errors import UserError
 from macllm_app.core.jobs import Job
+from macllm_app.core.quantize.imatrix_compute import IMATRIX_TARGET
 from macllm_app.core.quantize.llamacpp import QUANTIZE_TARGET, QuantizeOptions, plan_quantize
 from macllm_app.core.quantize.quality import N_CTX, chunks_of, evaluate
 from macllm_app.core.quantize.results import load_results, record, results_for
-from macllm_app.core.resources import EVALUATION_TEXT, read_text
+from macllm_app.core.resources import CALIBRATION_TEXT, EVALUATION_TEXT, read_text
 from tests.support.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def variants(f16_default_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def imatrix(f16_default_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("imatrix") / "smollm2.imatrix.gguf"
+    Job(IMATRIX_TARGET, (str(f16_default_model), read_text(CALIBRATION_TEXT), str(dest),
+                         None, 2)).run()
+    return dest
+
+
+@pytest.fixture(scope="module")
+def variants(f16_default_model: Path, imatrix: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("variants")
     made = {}
-    for kind in ("Q8_0", "Q4_K_M", "Q2_K"):
-        plan = plan_quantize(f16_default_model, folder / f"{kind}.gguf", kind,
-                             QuantizeOptions(threads=2))
-        made[kind] = Path(Job(QUANTIZE_TARGET, (plan,)).run()["path"])
+    for name, kind, matrix in (("Q8_0", "Q8_0", None), ("Q4_K_M", "Q4_K_M", None),
+                               ("Q2_K", "Q2_K", None), ("Q2_K+imatrix", "Q2_K", imatrix)):
+        plan = plan_quantize(f16_default_model, folder / f"{name}.gguf", kind,
+                             QuantizeOptions(threads=2, imatrix=str(matrix) if matrix else None))
+        made[name] = Path(Job(QUANTIZE_TARGET, (plan,)).run()["path"])
     return made
 
 
@@ -42,13 +53,17 @@ def test_quality_falls_as_bits_fall(variants: dict[str, Path], f16_default_model
     assert len(base_ppls) == 1, "every variant is scored on the same tokens"
     assert all(row["chunks"] == 2 and row["tokens_scored"] == 2 * (N_CTX // 2 - 1)
                for row in rows.values())
-    delta = [rows[kind]["delta_ppl"] for kind in ("Q8_0", "Q4_K_M", "Q2_K")]
-    kld = [rows[kind]["kld_mean"] for kind in ("Q8_0", "Q4_K_M", "Q2_K")]
-    same = [rows[kind]["same_top"] for kind in ("Q8_0", "Q4_K_M", "Q2_K")]
+    order = ("Q8_0", "Q4_K_M", "Q2_K+imatrix")
+    delta = [rows[kind]["delta_ppl"] for kind in order]
+    kld = [rows[kind]["kld_mean"] for kind in order]
+    same = [rows[kind]["same_top"] for kind in order]
     assert 0 <= delta[0] < delta[1] < delta[2], delta
     assert 0 < kld[0] < kld[1] < kld[2], kld
     assert 1 >= same[0] > same[1] > same[2], same
     assert all(row["kld_p99"] >= row["kld_mean"] for row in rows.values())
+    # The importance matrix computed here makes the 2-bit model measurably closer.
+    assert rows["Q2_K+imatrix"]["kld_mean"] < 0.8 * rows["Q2_K"]["kld_mean"]
+    assert rows["Q2_K+imatrix"]["delta_ppl"] < rows["Q2_K"]["delta_ppl"]
 
 
 @pytest.mark.llamacpp
@@ -104,3 +119,31 @@ def test_results_keep_the_latest_measurement_with_its_provenance() -> None:
     ranked = results_for("/m/f16.gguf")
     assert [r["model"] for r in ranked] == ["/m/q8.gguf", "/m/q4.gguf"]
     assert ranked[1]["kld_mean"] == 0.04 and ranked[1]["provenance"]["text"] == "evaluation.txt"
+
+
+@pytest.mark.llamacpp
+def test_the_importance_matrix_covers_every_weight_as_llama_imatrix_does(
+        imatrix: Path, f16_default_model: Path) -> None:
+    from macllm_app.core.formats.gguf_reader import read_gguf_header
+    from macllm_app.core.quantize.imatrix import read_imatrix
+
+    values = read_imatrix(imatrix)
+    weights = {t.name: t.dims for t in read_gguf_header(f16_default_model).tensors
+               if t.name.startswith("blk.") and len(t.dims) == 2}
+    assert set(values) == set(weights)  # every layer's products, the last one's too
+    for name, dims in weights.items():
+        assert values[name].shape == (dims[0],)  # one value per input column
+        assert np.isfinite(values[name]).all() and (values[name] >= 0).all()
+    # q, k and v read the same normalized input: the same importance
+    assert np.allclose(values["blk.3.attn_q.weight"], values["blk.3.attn_k.weight"])
+    assert not np.allclose(values["blk.3.attn_q.weight"], values["blk.3.attn_output.weight"])
+
+
+@pytest.mark.llamacpp
+def test_a_calibration_text_shorter_than_a_chunk_is_one_line(f16_default_model: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UserError, match=r"^The calibration text is too short for one chunk"):
+        Job(IMATRIX_TARGET, (str(f16_default_model), "Too short.", str(out / "m.gguf"))).run()
+    assert not list(out.iterdir())

@@ -114,14 +114,16 @@ def _check_requantize(meta: ModelMetadata, target: LlamaType,
 
 
 def plan_quantize(src: str | Path, dest: str | Path, type_name: str,
-                  options: QuantizeOptions | None = None) -> QuantizePlan:
-    """Check a quantization before any work (see the module docstring)."""
+                  options: QuantizeOptions | None = None, *,
+                  imatrix_coming: bool = False) -> QuantizePlan:
+    """Check a quantization before any work (see the module docstring);
+    `imatrix_coming`: an importance matrix will be computed for it first."""
     options = options or QuantizeOptions()
     source, target_path = Path(src).expanduser(), Path(dest).expanduser()
     target = llama_type(type_name)
     meta = _source(source)
     warning = _check_requantize(meta, target, options)
-    if target.needs_imatrix and not options.imatrix:
+    if target.needs_imatrix and not options.imatrix and not imatrix_coming:
         raise UserError(f"{target.name} needs an importance matrix: compute one from a "
                         "calibration text, or give an imatrix file made elsewhere.")
     if options.imatrix and not Path(options.imatrix).is_file():
