@@ -28,19 +28,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import FILLER, time_stream, verdict
+from llama_tools import build_llama_tool
 
 from macllm_app.core.default_model import default_model_path
 from macllm_app.core.engines.host import EngineHost
@@ -52,36 +50,11 @@ from macllm_app.core.types import (
     TextDelta,
 )
 
-CACHE = Path(os.environ.get("MACLLM_BENCH_CACHE", Path.home() / ".cache" / "macllm-bench"))
 DECODE_PROMPT = "Count"  # one token: decode starts at depth 0, as llama-bench's tg does
 
 
 def build_llama_bench(jobs: int) -> Path:
-    version = metadata.version("llama-cpp-python")
-    root = CACHE / f"llama-cpp-python-{version}"
-    binary = root / "build" / "bin" / "llama-bench"
-    if binary.exists():
-        return binary
-    root.mkdir(parents=True, exist_ok=True)
-    sdists = list(root.glob("llama_cpp_python-*.tar.gz"))
-    if not sdists:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
-                        "--no-deps", f"llama-cpp-python=={version}", "-d", str(root)],
-                       check=True)
-        sdists = list(root.glob("llama_cpp_python-*.tar.gz"))
-    src = root / "src"
-    if not src.exists():
-        with tarfile.open(sdists[0]) as tar:
-            tar.extractall(root / "unpack", filter="data")
-        shutil.move(next((root / "unpack").iterdir()), src)
-    vendor = src / "vendor" / "llama.cpp"
-    build = root / "build"
-    subprocess.run(["cmake", "-S", str(vendor), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-                    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-                    "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_CURL=OFF"], check=True)
-    subprocess.run(["cmake", "--build", str(build), "-j", str(jobs), "--target", "llama-bench"],
-                   check=True)
-    return binary
+    return build_llama_tool("llama-bench", jobs)
 
 
 def run_llama_bench(binary: Path, model: str, threads: int, ngl: int, n_prompt: int,

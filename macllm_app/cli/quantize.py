@@ -1,5 +1,6 @@
-"""`macllm quantize SRC --type Q4_K_M -o OUT`: llama.cpp quantization, with a progress
-line; Ctrl+C cancels (nothing is left behind)."""
+"""`macllm quantize SRC --type Q4_K_M -o OUT` (llama.cpp) and `macllm quantize SRC
+--engine mlx --bits 4 -o DIR` (MLX), with a progress line; Ctrl+C cancels (nothing is
+left behind)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,29 @@ from pathlib import Path
 from macllm_app.cli.interrupt import ctrl_c_stops
 from macllm_app.cli.progress_line import ProgressLine
 from macllm_app.core.errors import UserError
+from macllm_app.core.quantize.mlx_options import MODES, RECIPES
+from macllm_app.core.types import ENGINES
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("quantize", help="quantize a model with llama.cpp's quantizer")
+    p = sub.add_parser("quantize", help="quantize a model with llama.cpp's or MLX's quantizer")
     p.add_argument("src", metavar="SRC", help="an F32/F16/BF16 GGUF file or an MLX llama folder")
-    p.add_argument("--type", required=True, metavar="TYPE",
-                   help="Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, Q2_K, IQ4_XS, ... (see --list)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.gguf",
-                   help="the new GGUF file (must not exist)")
+    p.add_argument("--engine", choices=ENGINES, default="llama.cpp",
+                   help="llama.cpp writes a GGUF file (--type), MLX a folder (--bits)")
+    p.add_argument("--type", metavar="TYPE",
+                   help="llama.cpp: Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, Q2_K, IQ4_XS, ...")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the new GGUF file or MLX folder (must not exist)")
+    mlx = p.add_argument_group("MLX")
+    mlx.add_argument("--bits", type=int, default=4, help="2, 3, 4, 5, 6 or 8 (default 4)")
+    mlx.add_argument("--group-size", type=int, default=64, help="32, 64 or 128 (default 64)")
+    mlx.add_argument("--mode", choices=MODES, default="affine",
+                     help="affine, or a microscaling format: mxfp4 (4 bits, groups of 32), "
+                          "nvfp4 (4, 16), mxfp8 (8, 32)")
+    mlx.add_argument("--recipe", choices=RECIPES, help="mlx-lm's mixed-precision recipes")
+    mlx.add_argument("--dynamic-bpw", type=float, metavar="BPW",
+                     help="learn which layers get 2 more bits from the calibration text, "
+                          "to this many bits per weight on average")
     p.add_argument("--imatrix", metavar="FILE", help="an importance matrix (imatrix.gguf or .dat)")
     p.add_argument("--calibration", metavar="TEXT",
                    help="compute the importance matrix from this text file first (kept as "
@@ -96,9 +111,47 @@ def _overrides(specs: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def run(args: argparse.Namespace) -> int:
+def _run_job(target: str, plan: object, title: str, dest: Path, grace_s: float,
+             as_json: bool) -> int:
     from macllm_app.core.jobs import Job
     from macllm_app.core.library.conversions import partial_cleanup
+
+    job = Job(target, (plan,), title=title, cancel_grace_s=grace_s,
+              after_crash=partial_cleanup(dest))
+    line = ProgressLine()
+    try:
+        with ctrl_c_stops() as should_stop:
+            entry = job.run(line, should_stop)
+    finally:
+        line.end()
+    print(json.dumps(entry) if as_json else entry["path"])
+    return 0
+
+
+def run_mlx(args: argparse.Namespace) -> int:
+    from macllm_app.core.quantize.mlx import (
+        MLX_QUANTIZE_TARGET,
+        MLX_QUANTIZE_TITLE,
+        plan_mlx_quantize,
+    )
+    from macllm_app.core.units import human_size
+
+    if args.type or args.imatrix or args.calibration:
+        raise UserError("--type, --imatrix and --calibration are llama.cpp's; MLX takes "
+                        "--bits, --group-size, --mode, --recipe and --dynamic-bpw.")
+    plan = plan_mlx_quantize(args.src, args.output, args.bits, args.group_size, args.mode,
+                             args.recipe, args.dynamic_bpw)
+    print(f"Quantizing for MLX ({plan.label()}): about {human_size(plan.expected_bytes)}",
+          file=sys.stderr)
+    return _run_job(MLX_QUANTIZE_TARGET, plan, MLX_QUANTIZE_TITLE, Path(plan.dest), 2.0,
+                    args.json)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.engine == "mlx":
+        return run_mlx(args)
+    if not args.type:
+        raise UserError("Give --type (Q4_K_M, Q8_0, ...) for llama.cpp, or --engine mlx.")
     from macllm_app.core.quantize.llamacpp import (
         CANCEL_GRACE_S,
         QUANTIZE_TARGET,
@@ -128,13 +181,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"macllm: {plan.warning}", file=sys.stderr)
     print(f"Quantizing to {plan.type}: about {human_size(plan.expected_bytes)}",
           file=sys.stderr)
-    job = Job(QUANTIZE_TARGET, (plan,), title=QUANTIZE_TITLE, cancel_grace_s=CANCEL_GRACE_S,
-              after_crash=partial_cleanup(Path(plan.dest)))
-    line = ProgressLine()
-    try:
-        with ctrl_c_stops() as should_stop:
-            entry = job.run(line, should_stop)
-    finally:
-        line.end()
-    print(json.dumps(entry) if args.json else entry["path"])
-    return 0
+    return _run_job(QUANTIZE_TARGET, plan, QUANTIZE_TITLE, Path(plan.dest), CANCEL_GRACE_S,
+                    args.json)
