@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from macllm_app.core.library.model_choice import resolve_model
     from macllm_app.core.quantize.quality import EVALUATE_TARGET, EVALUATE_TITLE
     from macllm_app.core.quantize.results import record
+    from macllm_app.core.units import human_size
 
     model = resolve_model(args.model)
     base = resolve_model(args.base) if args.base else None
@@ -55,4 +56,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  against {base.name} (PPL {row['base_ppl']:.4f}): ΔPPL {row['delta_ppl']:+.4f}, "
               f"KLD mean {row['kld_mean']:.5f}, 99% {row['kld_p99']:.5f}, "
               f"same top {100 * row['same_top']:.1f} %")
+    print(f"  decode {row['decode_tps']:.1f} tok/s, prefill {row['prefill_tps']:.1f} tok/s, "
+          f"loaded {human_size(row['memory_bytes'])}")
     return 0

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="the new GGUF file or MLX folder (must not exist)")
     mlx = p.add_argument_group("MLX")
-    mlx.add_argument("--bits", type=int, default=4, help="2, 3, 4, 5, 6 or 8 (default 4)")
+    mlx.add_argument("--mlx-bits", "--bits", dest="bits", type=int, metavar="BITS",
+                     help="quantize for MLX to 2, 3, 4, 5, 6 or 8 bits (implies --engine mlx)")
     mlx.add_argument("--group-size", type=int, default=64, help="32, 64 or 128 (default 64)")
     mlx.add_argument("--mode", choices=MODES, default="affine",
                      help="affine, or a microscaling format: mxfp4 (4 bits, groups of 32), "
@@ -139,7 +140,8 @@ def run_mlx(args: argparse.Namespace) -> int:
     if args.type or args.imatrix or args.calibration:
         raise UserError("--type, --imatrix and --calibration are llama.cpp's; MLX takes "
                         "--bits, --group-size, --mode, --recipe and --dynamic-bpw.")
-    plan = plan_mlx_quantize(args.src, args.output, args.bits, args.group_size, args.mode,
+    bits = args.bits if args.bits is not None else 4
+    plan = plan_mlx_quantize(args.src, args.output, bits, args.group_size, args.mode,
                              args.recipe, args.dynamic_bpw)
     print(f"Quantizing for MLX ({plan.label()}): about {human_size(plan.expected_bytes)}",
           file=sys.stderr)
@@ -148,7 +150,7 @@ def run_mlx(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.engine == "mlx":
+    if args.engine == "mlx" or args.bits is not None:
         return run_mlx(args)
     if not args.type:
         raise UserError("Give --type (Q4_K_M, Q8_0, ...) for llama.cpp, or --engine mlx.")

@@ -25,7 +25,7 @@ def _macllm(*args: str) -> subprocess.CompletedProcess[str]:
 def test_mlx_quantize_writes_a_folder_into_the_library(tmp_path: Path) -> None:
     base = make_tiny_mlx_model(tmp_path / "tiny")
     out = tmp_path / "tiny-3bit"
-    made = _macllm("quantize", str(base), "--engine", "mlx", "--bits", "3", "--group-size",
+    made = _macllm("quantize", str(base), "--mlx-bits", "3", "--group-size",
                    "32", "-o", str(out), "--json")
     assert made.returncode == 0, made.stderr
     entry = json.loads(made.stdout)

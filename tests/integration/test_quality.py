@@ -61,6 +61,9 @@ def test_quality_falls_as_bits_fall(variants: dict[str, Path], f16_default_model
     assert 0 < kld[0] < kld[1] < kld[2], kld
     assert 1 >= same[0] > same[1] > same[2], same
     assert all(row["kld_p99"] >= row["kld_mean"] for row in rows.values())
+    for kind, row in rows.items():  # the table's speed and memory columns
+        assert row["decode_tps"] > 0 and row["prefill_tps"] > 0
+        assert row["memory_bytes"] > 0.8 * variants[kind].stat().st_size
     # The importance matrix computed here makes the 2-bit model measurably closer.
     assert rows["Q2_K+imatrix"]["kld_mean"] < 0.8 * rows["Q2_K"]["kld_mean"]
     assert rows["Q2_K+imatrix"]["delta_ppl"] < rows["Q2_K"]["delta_ppl"]

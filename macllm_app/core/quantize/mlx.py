@@ -28,13 +28,20 @@ from macllm_app.core.formats.inspect import inspect_model
 from macllm_app.core.formats.metadata import ModelMetadata
 from macllm_app.core.library.conversions import add_to_library, check_space
 from macllm_app.core.progress import span
-from macllm_app.core.quantize.mlx_options import BITS, GROUP_SIZES, MODE_LAYOUT, MODES, RECIPES
+from macllm_app.core.quantize.mlx_options import (
+    BITS,
+    FLOAT_GGUF,
+    GROUP_SIZES,
+    MODE_LAYOUT,
+    MODES,
+    RECIPES,
+    float_kind,
+)
 from macllm_app.core.resources import CALIBRATION_TEXT, read_text
 from macllm_app.core.types import ProgressCallback, StopCheck
 
 MLX_QUANTIZE_TARGET = f"{__name__}:mlx_quantize_into_library"
 MLX_QUANTIZE_TITLE = "Quantizing for MLX"
-FLOAT_GGUF = ("F32", "F16", "BF16")
 DYNAMIC_SEQUENCE = 256  # tokens per calibration sample of the learned mix
 
 
@@ -71,14 +78,6 @@ def _layer_inputs(meta: ModelMetadata, source: Path) -> dict[str, int]:
         value = read_gguf_header(source).kv.get(f"{meta.architecture}.feed_forward_length")
         widths["MLP"] = value if isinstance(value, int) else 0
     return {name: width for name, width in widths.items() if width}
-
-
-def _float_kind(meta: ModelMetadata) -> str:
-    """F32, F16 or BF16: the source's weights, in which MLX keeps scales and biases."""
-    if meta.format == "gguf":
-        return meta.quantization
-    floats = {k: n for k, n in meta.tensor_types.items() if k in FLOAT_GGUF}
-    return max(floats, key=lambda k: floats[k]) if floats else "F16"
 
 
 def _check_mix_target(target: float, bits: int, group_size: int, kind: str) -> None:
@@ -123,7 +122,7 @@ def plan_mlx_quantize(src: str | Path, dest: str | Path, bits: int = 4, group_si
         raise UserError(f"{source.name} is a {meta.quantization} GGUF; MLX quantizes a float "
                         "model: start from an F16, BF16 or F32 GGUF.")
     if dynamic_bpw is not None:
-        _check_mix_target(dynamic_bpw, bits, group_size, _float_kind(meta))
+        _check_mix_target(dynamic_bpw, bits, group_size, float_kind(meta))
     for name, width in _layer_inputs(meta, source).items():
         if width % group_size:
             raise UserError(f"A group size of {group_size} does not divide {source.name}'s "

@@ -14,6 +14,7 @@ one table. It runs as a job (`EVALUATE_TARGET`): it loads native engines.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ EVALUATE_TARGET = f"{__name__}:evaluate"
 EVALUATE_TITLE = "Measuring quality"
 N_CTX = 512
 QUICK_CHUNKS = 2
+DECODE_TOKENS, DECODE_TOKENS_QUICK = 64, 16
 
 Logits = Callable[[list[int]], np.ndarray]
 
@@ -50,6 +52,9 @@ class QualityReport:
     kld_p99: float | None = None
     same_top: float | None = None     # share of tokens whose top choice is the base's
     seconds: float = 0.0
+    decode_tps: float | None = None   # one token at a time, from an empty cache
+    prefill_tps: float | None = None  # the scored chunks, 512 tokens a batch
+    memory_bytes: int | None = None   # what loading and running it added to the process
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +82,11 @@ class _LlamaModel:
         self.llm.eval(chunk)
         return np.array(self.llm.scores[:len(chunk)], dtype=np.float32)
 
+    def decode(self, tokens: list[int]) -> None:
+        self.llm.reset()
+        for token in tokens:
+            self.llm.eval([token])
+
 
 class _MLXModel:
     def __init__(self, path: Path) -> None:
@@ -95,6 +105,14 @@ class _MLXModel:
 
         out = self.model(mx.array([chunk]))[0].astype(mx.float32)
         return np.array(out)
+
+    def decode(self, tokens: list[int]) -> None:
+        import mlx.core as mx
+        from mlx_lm.models.cache import make_prompt_cache
+
+        cache = make_prompt_cache(self.model)
+        for token in tokens:
+            mx.eval(self.model(mx.array([[token]]), cache=cache))
 
 
 def _open(path: Path, threads: int) -> _LlamaModel | _MLXModel:
@@ -155,7 +173,13 @@ def evaluate(model: str, base: str | None = None, text: str | None = None,
     model_path = Path(model)
     base_path = Path(base) if base else None
     report(0.0, f"Loading {model_path.name}")
+    before = _rss()
     variant = _open(model_path, threads)
+    steps = variant.tokenize(source[:4000])[:DECODE_TOKENS_QUICK if quick else DECODE_TOKENS]
+    began = time.perf_counter()
+    variant.decode(steps)
+    decode_tps = len(steps) / (time.perf_counter() - began)
+    memory = _rss() - before
     reference = _open(base_path, threads) if base_path is not None else None
     tokenizer = reference or variant
     tokens = tokenizer.tokenize(source)
@@ -164,14 +188,26 @@ def evaluate(model: str, base: str | None = None, text: str | None = None,
         raise UserError(f"The evaluation text is too short for one chunk of {N_CTX} tokens "
                         f"({len(tokens)} tokens).")
     scores = _Scores([], [], [])
+    prefill_s = 0.0
     for index, chunk in enumerate(chunks):
         if should_stop is not None and should_stop():
             raise Cancelled
         base_logits = reference.logits(chunk) if reference is not None else None
-        score_chunk(chunk, variant.logits(chunk), base_logits, scores)
+        began = time.perf_counter()
+        logits = variant.logits(chunk)
+        prefill_s += time.perf_counter() - began
+        score_chunk(chunk, logits, base_logits, scores)
         report((index + 1) / len(chunks), f"chunk {index + 1} of {len(chunks)}")
-    return _report(model_path, base_path, len(chunks), scores,
-                   time.perf_counter() - started).to_dict()
+    speeds = {"decode_tps": decode_tps, "prefill_tps": len(chunks) * N_CTX / prefill_s,
+              "memory_bytes": memory}
+    return {**_report(model_path, base_path, len(chunks), scores,
+                      time.perf_counter() - started).to_dict(), **speeds}
+
+
+def _rss() -> int:
+    from macllm_app.core.platform.memory import current_rss_bytes
+
+    return current_rss_bytes(os.getpid())
 
 
 def _report(model: Path, base: Path | None, chunks: int, scores: _Scores,
