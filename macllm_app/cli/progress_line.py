@@ -13,12 +13,14 @@ class ProgressLine:
         self.tty = sys.stderr.isatty()
         self.step = 1 if self.tty else 10
         self.last = -1
+        self.last_message = ""
 
     def __call__(self, fraction: float, message: str) -> None:
         pct = int(fraction * 100) // self.step * self.step
-        if pct == self.last:
+        done_saying_more = fraction >= 1.0 and message != self.last_message
+        if pct == self.last and not done_saying_more:
             return
-        self.last = pct
+        self.last, self.last_message = pct, message
         if self.tty:
             print(f"\r{pct:3d}% {message[:70]:<70}", end="", file=sys.stderr, flush=True)
         else:

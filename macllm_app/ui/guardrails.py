@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.monitor_feed import MonitorFeed
 from macllm_app.ui.panes.chat.pane import ChatPane
-from macllm_app.ui.panes.library.job_strip import JobStrip
+from macllm_app.ui.widgets.job_strip import JobStrip
 
 PRESSURE_ADVICE = {
     "warning": ("Memory is under pressure: the system has started compressing and "

@@ -40,6 +40,7 @@ from macllm_app.ui.monitor_feed import MonitorFeed
 from macllm_app.ui.panes.chat.pane import ChatPane
 from macllm_app.ui.panes.library.importing import accept_file_drop
 from macllm_app.ui.panes.library.pane import LibraryPane
+from macllm_app.ui.panes.quantize.pane import QuantizePane
 from macllm_app.ui.panes.registry import PANES, AppContext
 from macllm_app.ui.preferences import PreferencesDialog
 from macllm_app.ui.status_bar import StatusBar
@@ -144,8 +145,14 @@ class MainWindow(QMainWindow):
         self.chat.streaming_changed.connect(self._on_streaming)
         self.chat.speed_changed.connect(self.status.set_speed)
         library = self.panes.get("library")
+        quantize = self.panes.get("quantize")
         if isinstance(library, LibraryPane):
             library.load_requested.connect(self._load_from_library)
+        if isinstance(quantize, QuantizePane):
+            quantize.load_requested.connect(self._load_from_library)
+            if isinstance(library, LibraryPane):
+                library.quantize_requested.connect(self.quantize_model)
+                quantize.added.connect(lambda _path: library.refresh())
 
     def _wire_monitor(self) -> None:
         """The monitor's samples feed the status bar; the chat's speeds and jobs' progress
@@ -244,6 +251,13 @@ class MainWindow(QMainWindow):
     def _load_from_library(self, path: str) -> None:
         self.load_model(path)
         self.show_pane("chat")
+
+    def quantize_model(self, path: str) -> None:
+        """Show the Quantize pane with `path` as its source."""
+        pane = self.panes.get("quantize")
+        if isinstance(pane, QuantizePane):
+            self.show_pane("quantize")
+            pane.set_source(path)
 
     def open_files(self, paths: list[str]) -> None:
         """Import dropped or "Open With" files through the Library pane."""

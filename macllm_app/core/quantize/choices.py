@@ -149,3 +149,39 @@ def ram_guide(meta: ModelMetadata, measured: list[dict[str, Any]], total_ram: in
         f"variant within KLD {max_kld:g} of the source (KLD {best['kld_mean']:.4f}, "
         f"ΔPPL {best['delta_ppl']:+.3f}); it is the one to use on this machine.",
         best["model"])
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSummary:
+    """What the Quantize pane shows for a source: its metadata, the choices on each
+    engine, the measured variants with their sizes, and the guide."""
+
+    meta: ModelMetadata
+    choices: dict[str, list[QuantChoice]]
+    measured: list[dict[str, Any]]
+    sizes: dict[str, int]
+    advice: Advice
+
+
+def _size(path: Path) -> int:
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def summarize_source(source: str, n_ctx: int = 4096, group_size: int = 64) -> SourceSummary:
+    """Everything above for `source` (reads headers and quality.json; no model load)."""
+    from macllm_app.core.formats.inspect import inspect_model
+    from macllm_app.core.platform.memory import total_ram_bytes
+    from macllm_app.core.quantize.results import results_for
+
+    meta = inspect_model(Path(source))
+    choices = {engine: quant_choices(meta, engine, n_ctx, group_size)
+               for engine in ("llama.cpp", "mlx")}
+    measured = results_for(source)
+    sizes = {row["model"]: _size(Path(row["model"])) for row in measured}
+    return SourceSummary(meta, dict(choices), measured, sizes,
+                         ram_guide(meta, measured, total_ram_bytes(), sizes))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from macllm_app.core.convert.staging import check_dest_file, staged_file
-from macllm_app.core.errors import ModelFileError, UserError
+from macllm_app.core.errors import Cancelled, ModelFileError, UserError
 from macllm_app.core.formats.ggml_types import TENSOR_TYPES
 from macllm_app.core.formats.inspect import inspect_model
 from macllm_app.core.formats.metadata import ModelMetadata
@@ -225,6 +225,8 @@ def quantize_into_library(plan: QuantizePlan, progress: ProgressCallback,
                 f16.unlink(missing_ok=True)
         else:
             _quantize(lc, plan, source, staging, progress, start)
+        if should_stop():  # cancelled while llama.cpp finished: keep nothing
+            raise Cancelled
     progress(1.0, f"Quantized to {plan.type}")
     return add_to_library(dest, {
         "quantized_from": str(source), "quantization": plan.type,
@@ -246,3 +248,14 @@ def _quantize(lc: Any, plan: QuantizePlan, source: Path, staging: Path,
     if code != 0:
         reason = reader.errors[0] if reader.errors else f"error {code}"
         raise UserError(f"llama.cpp could not quantize {source.name}: {reason}")
+
+
+PLAN_AND_QUANTIZE_TARGET = f"{__name__}:plan_and_quantize"
+
+
+def plan_and_quantize(source: str, dest: str, type_name: str, options: QuantizeOptions,
+                      progress: ProgressCallback, should_stop: StopCheck) -> dict[str, Any]:
+    """The job for a quantization whose importance matrix was computed just before it
+    (checked again now that the matrix exists)."""
+    return quantize_into_library(plan_quantize(source, dest, type_name, options), progress,
+                                 should_stop)

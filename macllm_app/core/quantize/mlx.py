@@ -209,6 +209,8 @@ def mlx_quantize_into_library(plan: MLXQuantizePlan, progress: ProgressCallback,
         out.rmdir()
         if folder != source:
             shutil.rmtree(folder)
+        if should_stop():
+            raise Cancelled
     progress(1.0, f"Quantized ({plan.label()}, {bits_per_weight:.2f} bits per weight)")
     return add_to_library(dest, {
         "quantized_from": str(source), "quantization": plan.label(),

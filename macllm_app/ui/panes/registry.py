@@ -16,6 +16,7 @@ from macllm_app.ui.icons import chat_icon
 from macllm_app.ui.monitor_feed import MonitorFeed
 from macllm_app.ui.panes.library.icon import library_icon
 from macllm_app.ui.panes.monitor.icon import monitor_icon
+from macllm_app.ui.panes.quantize.icon import quantize_icon
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,14 @@ def _library(context: AppContext) -> QWidget:
     return pane
 
 
+def _quantize(context: AppContext) -> QWidget:
+    from macllm_app.ui.panes.quantize.pane import QuantizePane
+
+    pane = QuantizePane()
+    pane.status_message.connect(context.status)
+    return pane
+
+
 def _monitor(context: AppContext) -> QWidget:
     from macllm_app.ui.panes.monitor.pane import MonitorPane
 
@@ -68,7 +77,8 @@ def _monitor(context: AppContext) -> QWidget:
 PANES: list[PaneSpec] = [
     PaneSpec("chat", "Chat", chat_icon, _chat, "Ctrl+1"),
     PaneSpec("library", "Library", library_icon, _library, "Ctrl+2"),
-    PaneSpec("monitor", "Monitor", monitor_icon, _monitor, "Ctrl+3"),
+    PaneSpec("quantize", "Quantize", quantize_icon, _quantize, "Ctrl+3"),
+    PaneSpec("monitor", "Monitor", monitor_icon, _monitor, "Ctrl+4"),
 ]
 
 

@@ -29,8 +29,8 @@ from macllm_app.core.errors import describe
 from macllm_app.core.jobs import Job
 from macllm_app.core.library import conversions as core
 from macllm_app.core.units import human_size
-from macllm_app.ui.panes.library.job_strip import JobStrip
 from macllm_app.ui.tasks import Task
+from macllm_app.ui.widgets.job_strip import JobStrip
 
 BUSY = "Wait for the running conversion to finish, or cancel it."
 #: A cancelled conversion is killed after this long (what it staged is then removed),

@@ -32,13 +32,14 @@ from macllm_app.ui.panes.library.conversions import ConversionActions
 from macllm_app.ui.panes.library.details import DetailsPanel
 from macllm_app.ui.panes.library.hub_view import HubBrowser
 from macllm_app.ui.panes.library.importing import Importer, accept_file_drop
-from macllm_app.ui.panes.library.job_strip import JobStrip
 from macllm_app.ui.panes.library.table_model import ROW_ROLE, SORT_ROLE, LibraryTableModel
 from macllm_app.ui.tasks import Task
+from macllm_app.ui.widgets.job_strip import JobStrip
 
 
 class LibraryPane(QWidget):
     load_requested = Signal(str)  # a model path for the chat's engine
+    quantize_requested = Signal(str)  # a model path for the Quantize pane
     status_message = Signal(str)
     refreshed = Signal()
 
@@ -220,6 +221,8 @@ class LibraryPane(QWidget):
         menu.addSeparator()
         menu.addAction(self.conversions.convert_action if row["format"] == "gguf"
                        else self.conversions.export_action)
+        quantize = menu.addAction("Quantize…", lambda: self.quantize_requested.emit(row["path"]))
+        quantize.setObjectName("quantizeModel")
         if row["owned"]:
             menu.addSeparator()
             menu.addAction("Delete…", self.delete_selected)

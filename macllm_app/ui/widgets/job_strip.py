@@ -1,4 +1,4 @@
-"""A strip under the model table showing a running job: what it does, a progress bar, Cancel."""
+"""A strip showing a running job: what it does, a progress bar, Cancel."""
 
 from __future__ import annotations
 

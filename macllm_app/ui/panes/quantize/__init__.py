@@ -1,0 +1,1 @@
+"""The Quantize pane: llama.cpp and MLX quantization with measured quality."""
