@@ -76,7 +76,7 @@ def test_quantize_measure_and_load_the_default_models_f16_copy(
     assert loaded.args[0].path == str(out)
 
 
-def test_cancel_leaves_nothing_and_refusals_are_one_line(
+def test_cancel_refusals_and_a_computed_importance_matrix(
         qtbot: Any, make_window: Any, f16_default_model: Path, tmp_path: Path) -> None:
     window = make_window(load=False)
     pane = _open(qtbot, window, f16_default_model)
@@ -94,11 +94,19 @@ def test_cancel_leaves_nothing_and_refusals_are_one_line(
                                "calibration text, or give an imatrix file made elsewhere.")
     assert pane.result.text() == refused.args[0] and _leftovers() == before
 
+    pane.imatrix.setCurrentIndex(1)  # computed from the shipped calibration text
+    with qtbot.waitSignal(pane.jobs.quantized, timeout=300_000) as made:
+        _start(qtbot, pane, "IQ2_XS")
+    matrix = Path(made.args[0]["path"] + ".imatrix.gguf")
+    assert made.args[0]["quantization"] == "IQ2_XS" and matrix.is_file()
+    assert made.args[0]["extra"]["imatrix"] == str(matrix)
+
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\xff" * 64)
     pane.set_source(str(broken))
     qtbot.waitUntil(lambda: "broken.gguf" in pane.result.text(), timeout=20_000)
     assert "\n" not in pane.result.text() and not pane.start_button.isEnabled()
+    assert _leftovers() == sorted([*before, "smollm2-IQ2_XS.gguf", matrix.name])
 
 
 def test_mlx_quantization_from_the_pane(qtbot: Any, make_window: Any, tmp_path: Path) -> None:
