@@ -138,12 +138,12 @@ class Collector:
         return np.lib.stride_tricks.as_strided(raw.view(np.float32), shape, strides)
 
     def _dense(self, acts_address: int, weight: GgmlTensor, name: str) -> None:
-        x = self._rows(acts_address).astype(np.float64)
+        x = self._rows(acts_address)
         n_mat = weight.ne[2] * weight.ne[3]
         ne0 = x.shape[-1]
         sums = self.sums.setdefault(name, np.zeros(ne0 * n_mat))
         counts = self.counts.setdefault(name, np.zeros(1))
-        squares = (x * x).sum(axis=2)  # [ne3, ne2, ne0]
+        squares = np.square(x).sum(axis=2, dtype=np.float64)  # [ne3, ne2, ne0]
         for i3 in range(x.shape[0]):
             for i2 in range(x.shape[1]):
                 mat = (i3 % weight.ne[3]) * weight.ne[2] + (i2 % weight.ne[2])

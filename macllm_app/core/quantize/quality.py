@@ -69,7 +69,8 @@ class _LlamaModel:
         import llama_cpp
 
         self.llm = llama_cpp.Llama(str(path), n_ctx=N_CTX, n_batch=N_CTX, n_ubatch=N_CTX,
-                                   logits_all=True, n_threads=threads or None, verbose=False)
+                                   logits_all=True, n_threads=threads or None,
+                                   n_threads_batch=threads or None, verbose=False)
         vocab = self.llm._model.vocab
         self.bos = llama_cpp.llama_vocab_bos(vocab) \
             if llama_cpp.llama_vocab_get_add_bos(vocab) else None
@@ -152,10 +153,14 @@ def score_chunk(chunk: list[int], logits: np.ndarray, base_logits: np.ndarray | 
     first = len(chunk) // 2
     targets = np.array(chunk[first + 1:])
     rows = np.arange(len(targets))
+    if base_logits is None:  # the NLL alone: no full log-softmax table in float64
+        scored = logits[first:len(chunk) - 1]
+        top = scored.max(axis=-1, keepdims=True)
+        log_z = np.log(np.exp(scored - top).sum(axis=-1, dtype=np.float64)) + top[:, 0]
+        scores.nll.extend((log_z - scored[rows, targets]).tolist())
+        return
     mine = _log_softmax(logits[first:len(chunk) - 1])
     scores.nll.extend((-mine[rows, targets]).tolist())
-    if base_logits is None:
-        return
     theirs = _log_softmax(base_logits[first:len(chunk) - 1])
     scores.base_nll.extend((-theirs[rows, targets]).tolist())
     scores.kld.extend((np.exp(theirs) * (theirs - mine)).sum(axis=-1).tolist())
@@ -165,8 +170,9 @@ def score_chunk(chunk: list[int], logits: np.ndarray, base_logits: np.ndarray | 
 def evaluate(model: str, base: str | None = None, text: str | None = None,
              quick: bool = False, threads: int = 0,
              progress: ProgressCallback | None = None,
-             should_stop: StopCheck | None = None) -> dict[str, Any]:
-    """The job: a `QualityReport` (as a dict) for `model` against `base`."""
+             should_stop: StopCheck | None = None, speed: bool = True) -> dict[str, Any]:
+    """The job: a `QualityReport` (as a dict) for `model` against `base`; without
+    `speed`, no decode-speed and memory measurement (perplexity alone)."""
     report = progress or (lambda _f, _m: None)
     started = time.perf_counter()
     source = text if text is not None else read_text(EVALUATION_TEXT)
@@ -175,10 +181,13 @@ def evaluate(model: str, base: str | None = None, text: str | None = None,
     report(0.0, f"Loading {model_path.name}")
     before = _rss()
     variant = _open(model_path, threads)
-    steps = variant.tokenize(source[:4000])[:DECODE_TOKENS_QUICK if quick else DECODE_TOKENS]
-    began = time.perf_counter()
-    variant.decode(steps)
-    decode_tps = len(steps) / (time.perf_counter() - began)
+    decode_tps: float | None = None
+    if speed:
+        steps = variant.tokenize(source[:4000])[:DECODE_TOKENS_QUICK if quick
+                                                 else DECODE_TOKENS]
+        began = time.perf_counter()
+        variant.decode(steps)
+        decode_tps = len(steps) / (time.perf_counter() - began)
     memory = _rss() - before
     reference = _open(base_path, threads) if base_path is not None else None
     tokenizer = reference or variant
@@ -199,7 +208,7 @@ def evaluate(model: str, base: str | None = None, text: str | None = None,
         score_chunk(chunk, logits, base_logits, scores)
         report((index + 1) / len(chunks), f"chunk {index + 1} of {len(chunks)}")
     speeds = {"decode_tps": decode_tps, "prefill_tps": len(chunks) * N_CTX / prefill_s,
-              "memory_bytes": memory}
+              "memory_bytes": memory if speed else None}
     return {**_report(model_path, base_path, len(chunks), scores,
                       time.perf_counter() - started).to_dict(), **speeds}
 
