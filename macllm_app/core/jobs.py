@@ -8,6 +8,9 @@ what happens:
 - progress: the function gets `progress(fraction, message)` (when it takes a
   `progress` argument); the parent passes reports on, at most one per
   `PROGRESS_INTERVAL_S`, never dropping the latest one;
+- events: a function that takes a `report` argument may send any picklable value
+  (a training step's metrics) with `report(value)`; every one reaches the
+  caller's `on_event`, in order, none dropped;
 - cancel: `Job.cancel()` (or the caller's `should_stop` turning True) sets a
   shared flag the function polls through `should_stop()`; a function without
   `should_stop` is stopped at its next progress report. A child that has not
@@ -88,7 +91,8 @@ def job_main(conn: Connection, stop_flag: CancelFlag, target: str, args: tuple[A
              kwargs: dict[str, Any], title: str) -> None:
     """The child's side: call the target and send exactly one final message.
 
-    Messages: ("progress", fraction, message) ... then one of ("done", result),
+    Messages: ("progress", fraction, message) and ("event", value) ... then one of
+    ("done", result),
     ("cancelled",), ("error", message), ("bug", summary, traceback).
     """
 
@@ -103,10 +107,15 @@ def job_main(conn: Connection, stop_flag: CancelFlag, target: str, args: tuple[A
             raise Cancelled
         progress(fraction, message)
 
+    def report(value: Any) -> None:
+        conn.send(("event", value))
+
     try:
         fn = resolve_target(target)
         params = inspect.signature(fn).parameters
         call_kwargs = dict(kwargs)
+        if "report" in params:
+            call_kwargs["report"] = report
         if "should_stop" in params:
             call_kwargs["should_stop"] = should_stop
             if "progress" in params:
@@ -182,8 +191,9 @@ class Job:
             self._child.kill()
 
     def run(self, progress: ProgressCallback | None = None,
-            should_stop: StopCheck | None = None) -> Any:
-        """Start the child, relay its progress, and return the function's result.
+            should_stop: StopCheck | None = None,
+            on_event: Callable[[Any], None] | None = None) -> Any:
+        """Start the child, relay its progress and events, and return the function's result.
 
         `should_stop` is polled while the job runs; True cancels it.
 
@@ -200,15 +210,16 @@ class Job:
         with _running_lock:
             _running.add(self)
         try:
-            reply = self._relay(progress or (lambda _f, _m: None), should_stop)
+            reply = self._relay(progress or (lambda _f, _m: None), should_stop,
+                                on_event or (lambda _value: None))
         finally:
             with _running_lock:
                 _running.discard(self)
             self._child.stop(EXIT_GRACE_S)
         return self._outcome(reply)
 
-    def _relay(self, progress: ProgressCallback,
-               should_stop: StopCheck | None) -> tuple[Any, ...] | None:
+    def _relay(self, progress: ProgressCallback, should_stop: StopCheck | None,
+               on_event: Callable[[Any], None]) -> tuple[Any, ...] | None:
         """Pass progress on until the final message; None when the child died."""
         conn = self._child.conn
         pending: tuple[float, str] | None = None
@@ -226,6 +237,9 @@ class Job:
                 message = conn.recv()
             except (EOFError, OSError):
                 message = None
+            if message is not None and message[0] == "event":
+                on_event(message[1])
+                continue
             if message is None or message[0] != "progress":
                 if pending is not None:
                     progress(*pending)

@@ -74,6 +74,8 @@ class LoadConfig:
     user chose (a GGUF file's MLX copy): the model is shown under its name.
     `expected_bytes` is the library's estimate of the loaded model's memory,
     from which the MLX engine sets Metal's wired-memory limit on a Mac.
+    `adapter_path` is a LoRA adapter applied on top of the model: a LoRA adapter
+    GGUF for llama.cpp, an mlx-lm adapter folder for MLX.
     """
 
     model_path: str
@@ -85,6 +87,7 @@ class LoadConfig:
     chat_template: str | None = None
     source_path: str | None = None
     expected_bytes: int | None = None
+    adapter_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

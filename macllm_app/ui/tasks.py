@@ -157,11 +157,13 @@ class Task(Generic[T, Y]):
         return task
 
     @classmethod
-    def job(cls, owner: QObject, job: Job, *, key: str | None = None) -> Task[Any, None]:
+    def job(cls, owner: QObject, job: Job, *, key: str | None = None) -> Task[Any, Any]:
         """Run a core `Job` (a child process); its progress goes to `on_progress` (and to
-        `task_registry.job_activity()`, which the hardware monitor watches)."""
-        task: Task[Any, None] = Task(owner, lambda ctx: job.run(ctx.progress, ctx.should_stop),
-                                     key=key, name=job.target)
+        `task_registry.job_activity()`, which the hardware monitor watches), the values
+        it reports to `on_yield`."""
+        task: Task[Any, Any] = Task(
+            owner, lambda ctx: job.run(ctx.progress, ctx.should_stop, ctx.publish),
+            key=key, name=job.target)
         task._job_title = job.title
         return task
 

@@ -63,3 +63,11 @@ def unpicklable() -> object:
 def wait_to_be_killed(progress: Progress) -> None:
     progress(0.3, "waiting")
     time.sleep(600)
+
+
+def report_squares(n: int, report: Callable[[object], None], progress: Progress) -> int:
+    """Reports n values, faster than progress is passed on, then returns n."""
+    for i in range(n):
+        report({"i": i, "square": i * i})
+        progress(i / n, f"value {i}")
+    return n

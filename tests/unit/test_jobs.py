@@ -99,3 +99,13 @@ def test_a_callers_should_stop_cancels_the_job() -> None:
 
     with pytest.raises(Cancelled):
         Job("tests.support.job_targets:until_stopped").run(should_stop=should_stop)
+
+
+def test_every_reported_value_reaches_the_caller_in_order() -> None:
+    values: list[object] = []
+    progress: list[str] = []
+    result = Job("tests.support.job_targets:report_squares", (200,)).run(
+        lambda _f, m: progress.append(m), on_event=values.append)
+    assert result == 200
+    assert values == [{"i": i, "square": i * i} for i in range(200)]
+    assert len(progress) < 200  # progress is thinned; reported values never are

@@ -8,6 +8,7 @@ few microseconds.
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,7 @@ from macllm_app.core.engines.prompt.template import ChatTemplate
 from macllm_app.core.engines.prompt.tokens import common_prefix, request_tokens
 from macllm_app.core.errors import EngineError
 from macllm_app.core.formats.inspect import check_gguf_file
+from macllm_app.core.formats.lora_adapter import check_lora_gguf
 from macllm_app.core.types import (
     EngineMemory,
     Event,
@@ -62,6 +64,7 @@ class LlamaCppEngine:
     def __init__(self) -> None:
         self._model: Any = None
         self._ctx: Any = None
+        self._adapter: Any = None
         self._vocab: Any = None
         self._memory: Any = None
         self._info: ModelInfo | None = None
@@ -82,7 +85,9 @@ class LlamaCppEngine:
     # -- lifetime ---------------------------------------------------------
     def load(self, config: LoadConfig, progress: ProgressCallback) -> ModelInfo:
         path = Path(config.model_path).expanduser()
-        check_gguf_file(path)  # the library's check, before llama.cpp sees the file
+        header = check_gguf_file(path)  # the library's check, before llama.cpp sees the file
+        if config.adapter_path:  # checked against this model as llama.cpp will check it
+            check_lora_gguf(Path(config.adapter_path).expanduser(), header)
         init_backend()
         self.unload()
         progress(0.0, f"Loading {path.name}")
@@ -120,6 +125,8 @@ class LlamaCppEngine:
         if not self._ctx:
             reason = native_log.first_error("not enough memory?")
             raise EngineError(f"llama.cpp could not create a context for {path.name}: {reason}.")
+        if config.adapter_path:
+            self._apply_adapter(Path(config.adapter_path).expanduser())
         self._pool = ThreadPool.attach(self._ctx, threads)
         self._memory = lc.llama_get_memory(self._ctx)
         self._n_ctx = lc.llama_n_ctx(self._ctx)
@@ -157,6 +164,19 @@ class LlamaCppEngine:
         progress(1.0, "Ready")
         return self._info
 
+    def _apply_adapter(self, path: Path) -> None:
+        """Load a LoRA adapter GGUF (checked by `check_lora_gguf`) onto the model and
+        apply it at full strength in the context."""
+        native_log.clear()
+        self._adapter = lc.llama_adapter_lora_init(self._model, str(path).encode("utf-8"))
+        if not self._adapter:
+            reason = native_log.first_error("not a LoRA adapter for this model")
+            raise EngineError(f"llama.cpp could not load the adapter {path.name}: {reason}.")
+        adapters = (lc.llama_adapter_lora_p_ctypes * 1)(self._adapter)
+        scales = (ctypes.c_float * 1)(1.0)
+        if lc.llama_set_adapters_lora(self._ctx, adapters, 1, scales) != 0:
+            raise EngineError(f"llama.cpp could not apply the adapter {path.name}.")
+
     def _measure(self, model: Any, n_layer: int, gpu_layers: int) -> EngineMemory:
         """Weights (llama.cpp's own count), the f16 KV cache of the whole context, and the
         offloaded layers' share of the weights."""
@@ -191,9 +211,11 @@ class LlamaCppEngine:
             self._pool = None
         if self._ctx:
             lc.llama_free(self._ctx)
+        if self._adapter:
+            lc.llama_adapter_lora_free(self._adapter)
         if self._model:
             lc.llama_model_free(self._model)
-        self._ctx = self._model = self._vocab = self._memory = None
+        self._ctx = self._model = self._adapter = self._vocab = self._memory = None
         self._info = self._template = self._pieces = None
         self._cached = []
         self._memory_report = EngineMemory()

@@ -21,6 +21,7 @@ from macllm_app.core.engines.prompt.stop_strings import StopMatcher, finish_stre
 from macllm_app.core.engines.prompt.template import ChatTemplate
 from macllm_app.core.engines.prompt.tokens import common_prefix, request_tokens
 from macllm_app.core.errors import EngineError, one_line
+from macllm_app.core.formats.lora_adapter import read_mlx_adapter
 from macllm_app.core.formats.mlx_folder import validate_mlx_folder
 from macllm_app.core.platform import current as current_platform
 from macllm_app.core.types import (
@@ -87,9 +88,13 @@ class MLXEngine:
             raise EngineError(f"MLX runs model folders; {folder.name} is a file "
                               "(a GGUF file runs on MLX through its MLX copy).")
         meta = validate_mlx_folder(folder)  # before mlx-lm reads anything
+        adapter = Path(config.adapter_path).expanduser() if config.adapter_path else None
+        if adapter is not None:
+            read_mlx_adapter(adapter)  # an mlx-lm adapter folder, checked the same way
         progress(0.0, f"Loading {source.name}")
         try:
-            loaded = mlx_load(str(folder), tokenizer_config={"trust_remote_code": False})
+            loaded = mlx_load(str(folder), tokenizer_config={"trust_remote_code": False},
+                              adapter_path=str(adapter) if adapter is not None else None)
             model, tokenizer = loaded[0], loaded[1]
             mx.eval(model(mx.array([[0]], dtype=mx.int32)))  # a bad config fails here, not mid-chat
         except Exception as exc:  # mlx-lm raises many kinds on a bad folder

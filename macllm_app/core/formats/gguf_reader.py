@@ -12,7 +12,7 @@ import hashlib
 import struct
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -95,6 +95,7 @@ class GGUFHeader:
     data_offset: int
     kv: dict[str, Value | GGUFArray]
     tensors: tuple[GGUFTensor, ...]
+    kv_types: dict[str, int] = field(default_factory=dict)  # key -> GGUF value type (T_*)
 
 
 class _Reader:
@@ -289,6 +290,7 @@ def _parse(r: _Reader, path: Path) -> GGUFHeader:
         r.fail(f"tensor count {n_tensors} cannot fit in a {r.size}-byte file")
 
     kv: dict[str, Value | GGUFArray] = {}
+    kv_types: dict[str, int] = {}
     for _ in range(n_kv):
         key = r.name("metadata key")
         if key in kv:
@@ -297,6 +299,7 @@ def _parse(r: _Reader, path: Path) -> GGUFHeader:
         if key == "general.alignment" and type_id != T_UINT32:
             r.fail("general.alignment must be a uint32")  # llama.cpp asserts on other types
         kv[key] = _read_value(r, type_id, key)
+        kv_types[key] = type_id
 
     alignment = kv.get("general.alignment", DEFAULT_ALIGNMENT)
     if (not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0
@@ -307,7 +310,7 @@ def _parse(r: _Reader, path: Path) -> GGUFHeader:
     data_offset = -(-r.pos // alignment) * alignment
     _check_tensor_layout(r, tensors, data_offset, alignment)
     return GGUFHeader(path=path, version=version, file_size=r.size, alignment=alignment,
-                      data_offset=data_offset, kv=kv, tensors=tuple(tensors))
+                      data_offset=data_offset, kv=kv, tensors=tuple(tensors), kv_types=kv_types)
 
 
 def _read_value(r: _Reader, type_id: int, key: str) -> Value | GGUFArray:

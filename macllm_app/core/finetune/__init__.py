@@ -1,0 +1,1 @@
+"""Fine-tuning: datasets, LoRA/QLoRA/DoRA/full training, fuse, adapter export."""
