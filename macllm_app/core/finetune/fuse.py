@@ -28,6 +28,21 @@ EXPORT_ADAPTER_TARGET = f"{__name__}:export_llama_adapter_file"
 FUSE_TITLE = "Fusing the adapter"
 
 
+def default_output(run: Run, kind: str) -> Path:
+    """Where a run's result goes unless the user says: the profile's models folder,
+    named after the base and the run ("fused": a folder; "gguf", "adapter": a file)."""
+    from macllm_app.core.paths import models_dir
+
+    base = Path(run.base_model)
+    stem = base.stem if base.suffix.lower() == ".gguf" else base.name
+    name = f"{stem}-{run.config.get('method', 'lora')}-{run.id}"
+    if kind == "fused":
+        return models_dir() / f"{name}-fused"
+    if kind == "gguf":
+        return models_dir() / f"{name}-fused-F16.gguf"
+    return models_dir() / f"{name}-llama-adapter.gguf"
+
+
 def trained_adapter(run: Run) -> Path:
     """The run's adapter folder, or a one-line error when it has none yet."""
     folder = run.adapter_dir
