@@ -216,3 +216,19 @@ def test_a_run_that_will_not_fit_is_refused_unless_forced(base: Path, data: Path
                          force=True)
     assert RunStore().get(plan.run_id).state == "created"
 
+
+
+def test_a_full_disk_at_checkpoint_time_fails_in_one_line_and_leaves_no_partial(
+        base: Path, data: Path) -> None:
+    store = RunStore()
+    plan = plan_training(base, data, None, quick(method="full", iters=8, save_every=4),
+                         PLENTY, store=store)
+    before = data.read_bytes()
+    job = Job("tests.support.job_targets:train_with_file_size_limit", (plan, 200_000))
+    with pytest.raises(JobFailed, match="Could not write the checkpoint of step 4"):
+        job.run()
+    run = store.get(plan.run_id)
+    assert run.state == "failed" and "checkpoint of step 4" in run.message
+    assert list(run.checkpoints_dir.iterdir()) == []  # nothing half-written kept
+    assert data.read_bytes() == before
+    assert [r.step for r in store.steps(plan.run_id, "train")] == [1, 2, 3, 4]

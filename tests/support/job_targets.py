@@ -71,3 +71,18 @@ def report_squares(n: int, report: Callable[[object], None], progress: Progress)
         report({"i": i, "square": i * i})
         progress(i / n, f"value {i}")
     return n
+
+
+def train_with_file_size_limit(plan: object, limit_bytes: int, progress: Progress,
+                               should_stop: Callable[[], bool],
+                               report: Callable[[object], None]) -> object:
+    """The fine-tune job in a child whose files may not grow past `limit_bytes`, as on a
+    disk that fills up: a write past it fails (EFBIG) instead of killing the child."""
+    import resource
+    import signal
+
+    from macllm_app.core.finetune.train import train_run
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return train_run(plan, progress, should_stop, report)  # type: ignore[arg-type]
