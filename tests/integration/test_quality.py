@@ -86,7 +86,9 @@ def test_perplexity_is_llama_perplexitys_formula(f16_default_model: Path) -> Non
             log_z = row.max() + math.log(np.exp(row - row.max()).sum())
             nll.append(log_z - row[chunk[i + 1]])
     ours = evaluate(str(f16_default_model), quick=True, threads=2)
-    assert ours["ppl"] == pytest.approx(math.exp(sum(nll) / len(nll)), rel=1e-5)
+    # Ours decodes the chunks together as llama-perplexity does (one batch, a sequence
+    # each), which sums in another order than one chunk at a time: the last digits move.
+    assert ours["ppl"] == pytest.approx(math.exp(sum(nll) / len(nll)), rel=1e-4)
     assert ours["base"] is None and ours["kld_mean"] is None
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from macllm_app.core.convert.staging import staged_file
 from macllm_app.core.errors import Cancelled, UserError
 from macllm_app.core.quantize.imatrix import write_imatrix
+from macllm_app.core.quantize.llama_logits import SEQUENCES
 from macllm_app.core.quantize.quality import N_CTX, chunks_of
 from macllm_app.core.types import ProgressCallback, StopCheck
 
@@ -168,14 +169,17 @@ class Collector:
                 counts[expert] += 1
 
 
-def _fill(batch: Any, chunk: list[int]) -> Any:
-    """Every token of the chunk, each asking for its logits: as llama-imatrix runs it,
-    so the last layer's products see the whole chunk too."""
-    batch.n_tokens = len(chunk)
-    for i, token in enumerate(chunk):
-        batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, i, 1
-        batch.seq_id[i][0] = 0
-        batch.logits[i] = True
+def _fill(batch: Any, chunks: list[list[int]]) -> Any:
+    """The chunks as sequences of one batch, every token asking for its logits: as
+    llama-imatrix runs them, so the last layer's products see whole chunks too."""
+    n = 0
+    for seq, chunk in enumerate(chunks):
+        for pos, token in enumerate(chunk):
+            batch.token[n], batch.pos[n], batch.n_seq_id[n] = token, pos, 1
+            batch.seq_id[n][0] = seq
+            batch.logits[n] = True
+            n += 1
+    batch.n_tokens = n
     return batch
 
 
@@ -197,7 +201,9 @@ def compute_imatrix(model: str, text: str, dest: str, max_chunks: int | None = N
         raise UserError(f"llama.cpp could not load {Path(model).name}.")
     try:
         cparams = lc.llama_context_default_params()
-        cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = N_CTX
+        cparams.n_ctx = cparams.n_batch = N_CTX * SEQUENCES  # llama-imatrix's batching
+        cparams.n_ubatch = N_CTX
+        cparams.n_seq_max = SEQUENCES
         if threads:
             cparams.n_threads = cparams.n_threads_batch = threads
         cparams.cb_eval = collector.callback
@@ -214,16 +220,17 @@ def compute_imatrix(model: str, text: str, dest: str, max_chunks: int | None = N
                 raise UserError(f"The calibration text is too short for one chunk of {N_CTX} "
                                 "tokens.")
             began = time.monotonic()
-            batch = lc.llama_batch_init(N_CTX, 0, 1)
-            for index, chunk in enumerate(chunks):
+            batch = lc.llama_batch_init(N_CTX * SEQUENCES, 0, SEQUENCES)
+            for start in range(0, len(chunks), SEQUENCES):
                 if should_stop is not None and should_stop():
                     raise Cancelled
                 lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
-                if lc.llama_decode(ctx, _fill(batch, chunk)) != 0:
+                group = chunks[start:start + SEQUENCES]
+                if lc.llama_decode(ctx, _fill(batch, group)) != 0:
                     raise UserError("llama.cpp could not evaluate the calibration text.")
                 if collector.error is not None:
                     raise collector.error
-                done = index + 1
+                done = start + len(group)
                 left = (time.monotonic() - began) / done * (len(chunks) - done)
                 report(done / len(chunks) * 0.95,
                        f"chunk {done} of {len(chunks)}, about {left:.0f} s left")

@@ -66,30 +66,25 @@ def engine_of(path: Path) -> str:
 
 class _LlamaModel:
     def __init__(self, path: Path, threads: int) -> None:
-        import llama_cpp
+        from macllm_app.core.quantize.llama_logits import SEQUENCES, LlamaLogits
 
-        self.llm = llama_cpp.Llama(str(path), n_ctx=N_CTX, n_batch=N_CTX, n_ubatch=N_CTX,
-                                   logits_all=True, n_threads=threads or None,
-                                   n_threads_batch=threads or None, verbose=False)
-        vocab = self.llm._model.vocab
-        self.bos = llama_cpp.llama_vocab_bos(vocab) \
-            if llama_cpp.llama_vocab_get_add_bos(vocab) else None
+        self.engine = LlamaLogits(path, N_CTX, threads)
+        self.bos = self.engine.bos
+        self.batch = SEQUENCES
 
     def tokenize(self, text: str) -> list[int]:
-        return list(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+        return self.engine.tokenize(text)
 
-    def logits(self, chunk: list[int]) -> np.ndarray:
-        self.llm.reset()
-        self.llm.eval(chunk)
-        return np.array(self.llm.scores[:len(chunk)], dtype=np.float32)
+    def scored(self, chunks: list[list[int]], first: int) -> list[np.ndarray]:
+        return self.engine.scored_logits(chunks, first)
 
     def decode(self, tokens: list[int]) -> None:
-        self.llm.reset()
-        for token in tokens:
-            self.llm.eval([token])
+        self.engine.decode_one_by_one(tokens)
 
 
 class _MLXModel:
+    batch = 1
+
     def __init__(self, path: Path) -> None:
         from mlx_lm.utils import load
 
@@ -101,11 +96,11 @@ class _MLXModel:
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def logits(self, chunk: list[int]) -> np.ndarray:
+    def scored(self, chunks: list[list[int]], first: int) -> list[np.ndarray]:
         import mlx.core as mx
 
-        out = self.model(mx.array([chunk]))[0].astype(mx.float32)
-        return np.array(out)
+        return [np.array(self.model(mx.array([chunk]))[0, first:].astype(mx.float32))
+                for chunk in chunks]
 
     def decode(self, tokens: list[int]) -> None:
         import mlx.core as mx
@@ -149,19 +144,20 @@ class _Scores:
 
 def score_chunk(chunk: list[int], logits: np.ndarray, base_logits: np.ndarray | None,
                 scores: _Scores) -> None:
-    """Score the second half of a chunk (rows first..n-2 predict tokens first+1..n-1)."""
+    """Score the second half of a chunk. `logits` (and `base_logits`) hold the rows of
+    positions first..n-1; rows first..n-2 predict tokens first+1..n-1."""
     first = len(chunk) // 2
     targets = np.array(chunk[first + 1:])
     rows = np.arange(len(targets))
     if base_logits is None:  # the NLL alone: no full log-softmax table in float64
-        scored = logits[first:len(chunk) - 1]
+        scored = logits[:-1]
         top = scored.max(axis=-1, keepdims=True)
         log_z = np.log(np.exp(scored - top).sum(axis=-1, dtype=np.float64)) + top[:, 0]
         scores.nll.extend((log_z - scored[rows, targets]).tolist())
         return
-    mine = _log_softmax(logits[first:len(chunk) - 1])
+    mine = _log_softmax(logits[:-1])
     scores.nll.extend((-mine[rows, targets]).tolist())
-    theirs = _log_softmax(base_logits[first:len(chunk) - 1])
+    theirs = _log_softmax(base_logits[:-1])
     scores.base_nll.extend((-theirs[rows, targets]).tolist())
     scores.kld.extend((np.exp(theirs) * (theirs - mine)).sum(axis=-1).tolist())
     scores.same += int((mine.argmax(-1) == theirs.argmax(-1)).sum())
@@ -198,15 +194,23 @@ def evaluate(model: str, base: str | None = None, text: str | None = None,
                         f"({len(tokens)} tokens).")
     scores = _Scores([], [], [])
     prefill_s = 0.0
-    for index, chunk in enumerate(chunks):
+    first = N_CTX // 2
+    for start in range(0, len(chunks), variant.batch):
         if should_stop is not None and should_stop():
             raise Cancelled
-        base_logits = reference.logits(chunk) if reference is not None else None
+        group = chunks[start:start + variant.batch]
+        base_rows: list[np.ndarray | None] = [None] * len(group)
+        if reference is not None:
+            base_rows = [row for part in range(0, len(group), reference.batch)
+                         for row in reference.scored(group[part:part + reference.batch],
+                                                     first)]
         began = time.perf_counter()
-        logits = variant.logits(chunk)
+        rows = variant.scored(group, first)
         prefill_s += time.perf_counter() - began
-        score_chunk(chunk, logits, base_logits, scores)
-        report((index + 1) / len(chunks), f"chunk {index + 1} of {len(chunks)}")
+        for chunk, mine, theirs in zip(group, rows, base_rows, strict=True):
+            score_chunk(chunk, mine, theirs, scores)
+        done = start + len(group)
+        report(done / len(chunks), f"chunk {done} of {len(chunks)}")
     speeds = {"decode_tps": decode_tps, "prefill_tps": len(chunks) * N_CTX / prefill_s,
               "memory_bytes": memory if speed else None}
     return {**_report(model_path, base_path, len(chunks), scores,
