@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl, Slot
@@ -38,6 +39,7 @@ from macllm_app.ui.engine import EngineController
 from macllm_app.ui.guardrails import Guardrails
 from macllm_app.ui.monitor_feed import MonitorFeed
 from macllm_app.ui.panes.chat.pane import ChatPane
+from macllm_app.ui.panes.finetune.pane import FineTunePane
 from macllm_app.ui.panes.library.importing import accept_file_drop
 from macllm_app.ui.panes.library.pane import LibraryPane
 from macllm_app.ui.panes.quantize.pane import QuantizePane
@@ -93,7 +95,7 @@ class MainWindow(QMainWindow):
             button.setToolTip(spec.title)
             button.setCheckable(True)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-            button.setFixedSize(56, 52)
+            button.setFixedSize(64, 52)
             button.clicked.connect(lambda _c=False, pane_id=spec.id: self.show_pane(pane_id))
             self._pane_buttons.addButton(button)
             switcher_layout.addWidget(button)
@@ -153,6 +155,12 @@ class MainWindow(QMainWindow):
             if isinstance(library, LibraryPane):
                 library.quantize_requested.connect(self.quantize_model)
                 quantize.added.connect(lambda _path: library.refresh())
+        finetune = self.panes.get("finetune")
+        if isinstance(finetune, FineTunePane):
+            finetune.chat_requested.connect(self.chat_with_adapter)
+            if isinstance(library, LibraryPane):
+                library.finetune_requested.connect(self.finetune_model)
+                finetune.added.connect(lambda _path: library.refresh())
 
     def _wire_monitor(self) -> None:
         """The monitor's samples feed the status bar; the chat's speeds and jobs' progress
@@ -258,6 +266,25 @@ class MainWindow(QMainWindow):
         if isinstance(pane, QuantizePane):
             self.show_pane("quantize")
             pane.set_source(path)
+
+    def finetune_model(self, path: str) -> None:
+        """Show the Fine-tune pane with `path` as its base model."""
+        pane = self.panes.get("finetune")
+        if isinstance(pane, FineTunePane):
+            self.show_pane("finetune")
+            pane.set_base(path)
+
+    @Slot(str, str)
+    def chat_with_adapter(self, base: str, adapter_dir: str) -> None:
+        """Load `base` with a fine-tuned adapter (an mlx-lm adapter folder) on MLX, where
+        it was trained (a GGUF base runs as its MLX copy), and show the chat."""
+        try:
+            config = load_config_for(self.settings.engine, base)
+        except UserError as exc:
+            self._status_message(str(exc))
+            return
+        self.engine.load(dataclasses.replace(config, engine="mlx", adapter_path=adapter_dir))
+        self.show_pane("chat")
 
     def open_files(self, paths: list[str]) -> None:
         """Import dropped or "Open With" files through the Library pane."""

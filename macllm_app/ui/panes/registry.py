@@ -14,6 +14,7 @@ from macllm_app.ui.actions import ActionRegistry
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.icons import chat_icon
 from macllm_app.ui.monitor_feed import MonitorFeed
+from macllm_app.ui.panes.finetune.icon import finetune_icon
 from macllm_app.ui.panes.library.icon import library_icon
 from macllm_app.ui.panes.monitor.icon import monitor_icon
 from macllm_app.ui.panes.quantize.icon import quantize_icon
@@ -66,6 +67,14 @@ def _quantize(context: AppContext) -> QWidget:
     return pane
 
 
+def _finetune(context: AppContext) -> QWidget:
+    from macllm_app.ui.panes.finetune.pane import FineTunePane
+
+    pane = FineTunePane()
+    pane.status_message.connect(context.status)
+    return pane
+
+
 def _monitor(context: AppContext) -> QWidget:
     from macllm_app.ui.panes.monitor.pane import MonitorPane
 
@@ -78,7 +87,8 @@ PANES: list[PaneSpec] = [
     PaneSpec("chat", "Chat", chat_icon, _chat, "Ctrl+1"),
     PaneSpec("library", "Library", library_icon, _library, "Ctrl+2"),
     PaneSpec("quantize", "Quantize", quantize_icon, _quantize, "Ctrl+3"),
-    PaneSpec("monitor", "Monitor", monitor_icon, _monitor, "Ctrl+4"),
+    PaneSpec("finetune", "Fine-tune", finetune_icon, _finetune, "Ctrl+4"),
+    PaneSpec("monitor", "Monitor", monitor_icon, _monitor, "Ctrl+5"),
 ]
 
 

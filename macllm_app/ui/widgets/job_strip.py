@@ -1,4 +1,4 @@
-"""A strip showing a running job: what it does, a progress bar, Cancel."""
+"""A strip showing a running job: what it does, a progress bar, Cancel (or Stop)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ class JobStrip(QWidget):
         super().__init__()
         self.setObjectName("jobStrip")
         self.title = ""
+        self.cancelling = "Cancelling"
         self.label = QLabel("")
         self.label.setObjectName("jobMessage")
         self.label.setMinimumWidth(120)
@@ -43,13 +44,17 @@ class JobStrip(QWidget):
         self.warning.setText(text)
         self.warning.setVisible(bool(text))
 
-    def start(self, title: str) -> None:
+    def start(self, title: str, *, cancel_text: str = "Cancel",
+              cancelling: str = "Cancelling", tip: str = "") -> None:
+        """Show `title` running; the button reads `cancel_text`, then `cancelling`…"""
         self.warn("")
         self.title = title
+        self.cancelling = cancelling
         self.label.setText(f"{title}…")
         self.bar.setValue(0)
         self.cancel_button.setEnabled(True)
-        self.cancel_button.setText("Cancel")
+        self.cancel_button.setText(cancel_text)
+        self.cancel_button.setToolTip(tip)
         self.show()
 
     @Slot(float, str)
@@ -60,8 +65,8 @@ class JobStrip(QWidget):
     @Slot()
     def _cancel(self) -> None:
         self.cancel_button.setEnabled(False)
-        self.cancel_button.setText("Cancelling…")
-        self.label.setText(f"{self.title}: cancelling…")
+        self.cancel_button.setText(f"{self.cancelling}…")
+        self.label.setText(f"{self.title}: {self.cancelling.lower()}…")
         self.cancel_requested.emit()
 
     def finish(self) -> None:

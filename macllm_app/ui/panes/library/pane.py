@@ -40,6 +40,7 @@ from macllm_app.ui.widgets.job_strip import JobStrip
 class LibraryPane(QWidget):
     load_requested = Signal(str)  # a model path for the chat's engine
     quantize_requested = Signal(str)  # a model path for the Quantize pane
+    finetune_requested = Signal(str)  # a model path for the Fine-tune pane
     status_message = Signal(str)
     refreshed = Signal()
 
@@ -223,6 +224,9 @@ class LibraryPane(QWidget):
                        else self.conversions.export_action)
         quantize = menu.addAction("Quantize…", lambda: self.quantize_requested.emit(row["path"]))
         quantize.setObjectName("quantizeModel")
+        finetune = menu.addAction("Fine-tune…",
+                                  lambda: self.finetune_requested.emit(row["path"]))
+        finetune.setObjectName("finetuneModel")
         if row["owned"]:
             menu.addSeparator()
             menu.addAction("Delete…", self.delete_selected)

@@ -1,0 +1,1 @@
+"""The Fine-tune pane: train an adapter (or the whole model) on a JSONL dataset."""
