@@ -135,12 +135,15 @@ class EngineController(QObject):
         self._loading.start()
 
     def when_ready(self, ready: ReadyCallback, failed: FailCallback,
-                   engine: EngineName | None = None) -> None:
+                   engine: EngineName | None = None, without_adapter: bool = False) -> None:
         """Call `ready(host)` once the model is loaded on `engine` (None: its automatic
-        engine), loading it first if needed; `failed(error)` if it cannot be."""
+        engine), without its adapter if asked, loading it first if needed; `failed(error)`
+        if it cannot be."""
         base = self.base_config()
         if base is not None:
             wanted = replace(base, engine=engine) if engine is not None else base
+            if without_adapter:
+                wanted = replace(wanted, adapter_path=None)
             if wanted != self._config:
                 self._waiting.append((ready, failed))
                 self._base = base

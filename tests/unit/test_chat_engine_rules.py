@@ -113,7 +113,7 @@ def test_comparison_rows_put_the_two_replies_side_by_side() -> None:
     before = {"engine": "llama.cpp", "ttft_s": 0.123, "prompt_tps": 512.0, "decode_tps": 48.14,
               "generated_tokens": 12, "prompt_tokens": 30, "peak_rss_bytes": 3 * 1024**3}
     after = {"engine": "mlx", "ttft_s": 1.5, "decode_tps": 6.0, "generated_tokens": 12,
-             "peak_rss_bytes": 250 * 1024**2}
+             "peak_rss_bytes": 250 * 1024**2, "model": "smollm2 + run-1"}
     assert comparison_rows(before, after) == [
         ("Engine", "llama.cpp", "mlx"),
         ("Time to first token", "0.12 s", "1.50 s"),
@@ -121,6 +121,7 @@ def test_comparison_rows_put_the_two_replies_side_by_side() -> None:
         ("Decode", "48.1 tok/s", "6.0 tok/s"),
         ("Tokens", "12 (prompt 30)", "12"),
         ("Peak memory", "3.0 GB", "250.0 MB"),
+        ("Model", "–", "smollm2 + run-1"),
     ]
     assert comparison_rows(None, {})[0] == ("Engine", "–", "–")
 

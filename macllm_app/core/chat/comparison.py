@@ -1,7 +1,7 @@
-"""Two replies to the same message, side by side: engine, speed, tokens, memory.
+"""Two replies to the same message, side by side: engine, speed, tokens, memory, model.
 
-Shown under a reply made by "Run on the other engine" (its stats name the
-reply it is compared with, as `compared_with`).
+Shown under a reply made by "Run on the other engine" or "Run without the adapter"
+(its stats name the reply it is compared with, as `compared_with`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from macllm_app.core.types import GenerationStats
 from macllm_app.core.units import human_size
 
 MISSING = "–"
-ROW_TITLES = ("Engine", "Time to first token", "Prompt", "Decode", "Tokens", "Peak memory")
+ROW_TITLES = ("Engine", "Time to first token", "Prompt", "Decode", "Tokens", "Peak memory",
+              "Model")
 
 
 def _seconds(value: float) -> str:
@@ -35,7 +36,8 @@ def stats_column(stored: dict[str, Any] | None) -> tuple[str, ...]:
         tokens += f" (prompt {s.prompt_tokens})"
     return (s.engine or MISSING, _seconds(s.ttft_s), _speed(s.prompt_tps),
             _speed(s.decode_tps), tokens,
-            human_size(s.peak_rss_bytes) if s.peak_rss_bytes else MISSING)
+            human_size(s.peak_rss_bytes) if s.peak_rss_bytes else MISSING,
+            s.model or MISSING)
 
 
 def comparison_rows(before: dict[str, Any] | None,

@@ -36,7 +36,7 @@ from macllm_app.core.engines.prompt.template import ChatTemplate
 from macllm_app.core.engines.prompt.tokens import common_prefix, request_tokens
 from macllm_app.core.errors import EngineError
 from macllm_app.core.formats.inspect import check_gguf_file
-from macllm_app.core.formats.lora_adapter import check_lora_gguf
+from macllm_app.core.formats.lora_adapter import adapter_label, check_lora_gguf
 from macllm_app.core.types import (
     EngineMemory,
     Event,
@@ -150,7 +150,8 @@ class LlamaCppEngine:
             device = "GPU (Metal)" if sys.platform == "darwin" else "GPU"
         self._info = ModelInfo(
             path=str(path),
-            name=path.stem,
+            name=path.stem + (f" + {adapter_label(config.adapter_path)}"
+                              if config.adapter_path else ""),
             engine="llama.cpp",
             architecture=meta_string(model, "general.architecture") or "unknown",
             n_ctx=self._n_ctx,

@@ -21,7 +21,7 @@ from macllm_app.core.engines.prompt.stop_strings import StopMatcher, finish_stre
 from macllm_app.core.engines.prompt.template import ChatTemplate
 from macllm_app.core.engines.prompt.tokens import common_prefix, request_tokens
 from macllm_app.core.errors import EngineError, one_line
-from macllm_app.core.formats.lora_adapter import read_mlx_adapter
+from macllm_app.core.formats.lora_adapter import adapter_label, read_mlx_adapter
 from macllm_app.core.formats.mlx_folder import validate_mlx_folder
 from macllm_app.core.platform import current as current_platform
 from macllm_app.core.types import (
@@ -117,7 +117,8 @@ class MLXEngine:
         on_gpu = bool(mx.metal.is_available())
         self._info = ModelInfo(
             path=str(source),
-            name=source.stem if source.is_file() else source.name,
+            name=(source.stem if source.is_file() else source.name)
+            + (f" + {adapter_label(adapter)}" if adapter is not None else ""),
             engine="mlx",
             architecture=meta.architecture,
             n_ctx=self._n_ctx,

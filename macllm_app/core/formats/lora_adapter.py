@@ -231,3 +231,13 @@ def _check_fits(header: GGUFHeader, pairs: dict[str, dict[str, tuple[int, ...]]]
         if not fits:
             raise fail(f"{name} is {list(w)} in {base.path.name} but the adapter's pair is "
                        f"{list(a)} x {list(b)} (an adapter for another model?)")
+
+
+def adapter_label(path: str | Path) -> str:
+    """How a model with this adapter is named: "<model> + <label>" (a fine-tune run's
+    adapter folder by its run, a file by its stem)."""
+    adapter = Path(path)
+    if adapter.suffix.lower() == ".gguf":
+        return adapter.stem
+    return adapter.parent.name if adapter.name == "adapter" else adapter.name
+

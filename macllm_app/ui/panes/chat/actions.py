@@ -44,8 +44,14 @@ def bind_chat_actions(pane: ChatPane, actions: ActionRegistry) -> None:
         actions.set_enabled("chat.rename", has_chat)
         actions.set_enabled("chat.delete", has_chat and not streaming)
         actions.set_enabled("chat.undo_delete", pane.can_undo_delete())
-        target, reason = pane.compare_target()
         compare = actions["chat.compare_engines"]
+        if pane.compares_adapter():
+            text, enabled, tip = pane.compare_action()
+            compare.setEnabled(enabled)
+            compare.setText(text)
+            compare.setToolTip(tip)
+            return
+        target, reason = pane.compare_target()
         compare.setEnabled(target is not None)
         compare.setText(f"Run on {engine_title(target)}" if target else COMPARE_TITLE)
         compare.setToolTip(reason or compare.text())

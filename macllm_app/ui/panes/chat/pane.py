@@ -18,6 +18,7 @@ from macllm_app.core.chat.comparison import compared_reply
 from macllm_app.core.chat.engine_choice import NO_REPLY, compare_button, compare_target
 from macllm_app.core.chat.records import StoredMessage, engine_choice
 from macllm_app.core.chat.store import ChatStore
+from macllm_app.core.formats.lora_adapter import adapter_label
 from macllm_app.core.settings import Settings
 from macllm_app.core.types import EngineName, GenerationStats
 from macllm_app.ui.engine import EngineController
@@ -32,6 +33,7 @@ from macllm_app.ui.panes.chat.message_view import MessageView
 from macllm_app.ui.panes.chat.settings_panel import ConversationSettingsPanel
 from macllm_app.ui.tasks import Task
 
+WITHOUT_ADAPTER = "Run without the adapter"
 
 class ChatPane(QWidget):
     status_message = Signal(str)
@@ -258,6 +260,24 @@ class ChatPane(QWidget):
         chosen = engine_choice(settings) or self.engines.automatic()
         return compare_target(self._last_reply, chosen, self.engines.known())
 
+    def compares_adapter(self) -> bool:
+        """Whether the compare button runs the base model without its adapter: the model
+        runs with an adapter (a fine-tune run's) and wrote the last reply with it."""
+        config = self.engine.base_config()
+        if config is None or not config.adapter_path or self._last_reply is None:
+            return False
+        stats = GenerationStats.from_dict(self._last_reply.stats)
+        return stats is not None and stats.model.endswith(
+            f" + {adapter_label(config.adapter_path)}")
+
+    def compare_action(self) -> tuple[str, bool, str]:
+        """The compare button's text, enabled state and tooltip."""
+        if self.compares_adapter():
+            return (WITHOUT_ADAPTER, not self.is_streaming(),
+                    "Send the last message to the base model without the adapter, as a new "
+                    "version of this reply, and compare the two replies.")
+        return compare_button(*self.compare_target())
+
     @Slot()
     def _update_engine_state(self) -> None:
         """Enable the engines that run the model, and the last reply's compare button."""
@@ -265,13 +285,19 @@ class ChatPane(QWidget):
         self.settings_panel.set_engines(self.engines.automatic(),
                                         engines.reasons() if engines else {})
         self.view.set_compare_action(
-            compare_button(*self.compare_target()) if self._last_reply is not None else None)
+            self.compare_action() if self._last_reply is not None else None)
         self.actions_changed.emit()
 
     @Slot()
     def run_on_other_engine(self) -> None:
-        """Answer the last message again on the other engine, beside the last reply; the
-        new reply shows both replies' stats. The chat's engine choice stays as it was."""
+        """Answer the last message again on the other engine (or, for a model with a
+        fine-tuned adapter, without the adapter), beside the last reply; the new reply
+        shows both replies' stats. The chat's engine choice stays as it was."""
+        if self.compares_adapter() and self._last_reply is not None:
+            if not self.is_streaming():
+                self._generate("regenerate", compare_with=self._last_reply.id,
+                               without_adapter=True)
+            return
         target, reason = self.compare_target()
         if target is None or self._last_reply is None:
             if reason:
@@ -315,11 +341,12 @@ class ChatPane(QWidget):
         self.controller.stop()
 
     def _generate(self, action: Action, text: str = "", message_id: int | None = None, *,
-                  engine: EngineName | None = None, compare_with: int | None = None) -> None:
+                  engine: EngineName | None = None, compare_with: int | None = None,
+                  without_adapter: bool = False) -> None:
         assert self.conversation_id is not None
         self.settings_panel.save_now()
         self.controller.start(self.conversation_id, action, text, message_id, engine=engine,
-                              compare_with=compare_with)
+                              compare_with=compare_with, without_adapter=without_adapter)
 
     def _on_turn_started(self, turn: Turn) -> None:
         self._title_fresh = False
