@@ -5,7 +5,10 @@ child-process start included: that is the app's real path; theirs as a subproces
 
 - quantize: an F16 copy of the default model to Q4_K_M and to Q8_0, our
   `plan_quantize` + quantize job vs `llama-quantize`. Target: time ratio <= 1.05.
-  The two outputs are compared tensor by tensor.
+  The two outputs are compared tensor by tensor. With `--large`, the same on a
+  random-weight 0.6B llama (F16, 1.2 GB): on the default model quantizing takes about a
+  second, and a job's fixed start (a child process importing llama-cpp-python, about
+  0.25 s) is a large share of it.
 - imatrix: the shipped calibration text, 512-token chunks, our imatrix job vs
   `llama-imatrix -c 512 --no-ppl` (ours computes no perplexity either). Targets: every
   tensor's values within 1 % (||ours - theirs|| / ||theirs||), time ratio <= 1.2.
@@ -429,6 +432,45 @@ def run_mlx(work: Path, f16: Path, threads: int, timing: Timing) -> list[str]:
             f"{ratio:.3f}; {same}"]
 
 
+def make_large_f16(work: Path) -> Path:
+    """A random-weight llama of about 0.6B parameters as an F16 GGUF (made once): big
+    enough that quantizing it takes seconds, so a job's fixed start stops mattering."""
+    dest = work / "large-f16.gguf"
+    if dest.exists():
+        return dest
+    import json
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import llama
+
+    from macllm_app.core.convert.mlx_to_gguf import export_mlx_to_gguf
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.mlx_tiny import write_byte_tokenizer
+
+    folder = work / "large-mlx"
+    folder.mkdir(parents=True, exist_ok=True)
+    config: dict[str, object] = {
+        "model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 12,
+        "intermediate_size": 5632, "num_attention_heads": 16, "num_key_value_heads": 16,
+        "rms_norm_eps": 1e-5, "vocab_size": write_byte_tokenizer(folder),
+        "max_position_embeddings": 2048, "rope_theta": 10000.0,
+        "tie_word_embeddings": False, "torch_dtype": "float16"}
+    mx.random.seed(0)
+    model = llama.Model(llama.ModelArgs.from_dict(config))
+    model.set_dtype(mx.float16)
+    mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())),
+                        metadata={"format": "mlx"})
+    (folder / "config.json").write_text(json.dumps(config))
+    began = time.perf_counter()
+    export_mlx_to_gguf(folder, dest)
+    shutil.rmtree(folder)
+    print(f"made a random-weight F16 GGUF of {dest.stat().st_size / 1e9:.2f} GB in "
+          f"{time.perf_counter() - began:.1f} s", flush=True)
+    return dest
+
+
 def job_start_seconds(target: str, samples: int = 3) -> float:
     """The median time of a job running `target` with no arguments."""
     from macllm_app.core.jobs import Job
@@ -456,6 +498,9 @@ def main() -> int:
                         help="seconds to wait at most for a quiet machine before each run")
     parser.add_argument("--only", default=",".join(COMPARISONS),
                         help=f"comma-separated, of {', '.join(COMPARISONS)}")
+    parser.add_argument("--large", action="store_true",
+                        help="quantize also a random-weight 0.6B llama (F16, 1.2 GB), where "
+                             "the work outweighs a job's fixed start")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the F16 copy and outputs (default: a temporary one)")
     args = parser.parse_args()
@@ -489,6 +534,10 @@ def main() -> int:
         for name in chosen:
             if name == "quantize":
                 lines += run_quantize(work, f16, quantize_bin, args.threads, timing)
+                if args.large:
+                    large = make_large_f16(work)
+                    lines += [f"large model, {line}" for line in
+                              run_quantize(work, large, quantize_bin, args.threads, timing)]
             elif name == "imatrix":
                 lines += run_imatrix(work, f16, args.threads, timing)
             elif name == "perplexity":
