@@ -54,8 +54,9 @@ class StepEvent:
     iters_per_s: float | None = None
     tokens_per_s: float | None = None
     trained_tokens: int | None = None
-    peak_memory_bytes: int | None = None
+    peak_memory_bytes: int | None = None  # the larger of mlx's peak and the process RSS
     eta_s: float | None = None
+    mlx_peak_memory_bytes: int | None = None  # mlx's own peak (`mx.get_peak_memory()`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,6 +167,7 @@ class _Session:
         self.progress(0.0, "Loading the base model")
         model, tokenizer = self._load(base)
         train_set, valid_set = self._datasets(tokenizer)
+        mx.random.seed(config.seed)  # the adapters' initial weights, as mlx_lm.lora seeds them
         start_step = self._prepare(model, base)
         remaining = self.plan.total_steps - start_step
         mx.random.seed(config.seed + start_step)
@@ -298,14 +300,15 @@ class _Session:
         loss = float(info["train_loss"])
         self.step = step
         self.trained_tokens = self._tokens_at_start + int(info["trained_tokens"])
-        self.peak = max(self.peak, int(float(info["peak_memory"]) * 1e9), _rss())
+        mlx_peak = int(float(info["peak_memory"]) * 1e9)
+        self.peak = max(self.peak, mlx_peak, _rss())
         self.guard.check(step, loss)
         rate = float(info["iterations_per_second"])
         eta = (self.plan.total_steps - step) / rate if rate > 0 else None
         event = StepEvent(self.plan.run_id, step, self.plan.total_steps, "train", loss,
                           float(info["learning_rate"]), rate,
                           float(info["tokens_per_second"]), self.trained_tokens,
-                          self.peak, eta)
+                          self.peak, eta, mlx_peak)
         self._record(event)
         self.progress(step / self.plan.total_steps,
                       f"step {step} of {self.plan.total_steps}, loss {loss:.3f}"
