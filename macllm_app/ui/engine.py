@@ -135,15 +135,16 @@ class EngineController(QObject):
         self._loading.start()
 
     def when_ready(self, ready: ReadyCallback, failed: FailCallback,
-                   engine: EngineName | None = None, without_adapter: bool = False) -> None:
+                   engine: EngineName | None = None, instead: LoadConfig | None = None) -> None:
         """Call `ready(host)` once the model is loaded on `engine` (None: its automatic
-        engine), without its adapter if asked, loading it first if needed; `failed(error)`
-        if it cannot be."""
+        engine), or once `instead` is loaded (a one-off comparison: the base model without
+        its adapter, a quantized model's source), loading it first if needed;
+        `failed(error)` if it cannot be. The app's model stays the same."""
         base = self.base_config()
         if base is not None:
             wanted = replace(base, engine=engine) if engine is not None else base
-            if without_adapter:
-                wanted = replace(wanted, adapter_path=None)
+            if instead is not None:
+                wanted = instead
             if wanted != self._config:
                 self._waiting.append((ready, failed))
                 self._base = base

@@ -152,6 +152,7 @@ class MainWindow(QMainWindow):
             library.load_requested.connect(self._load_from_library)
         if isinstance(quantize, QuantizePane):
             quantize.load_requested.connect(self._load_from_library)
+            quantize.compare_requested.connect(self.compare_with_source)
             if isinstance(library, LibraryPane):
                 library.quantize_requested.connect(self.quantize_model)
                 quantize.added.connect(lambda _path: library.refresh())
@@ -275,6 +276,20 @@ class MainWindow(QMainWindow):
             pane.set_base(path)
 
     @Slot(str, str)
+    def compare_with_source(self, variant: str, source: str) -> None:
+        """Load the quantized model `variant` into the chat, on its own engine, and let
+        the chat run the same message on `source`, the model it was quantized from."""
+        try:
+            config = load_config_for(self.settings.engine, variant)
+            reference = load_config_for(self.settings.engine, source)
+        except UserError as exc:
+            self._status_message(str(exc))
+            return
+        self.engine.load(config)
+        self.chat.set_source_model(config.model_path,
+                                   dataclasses.replace(reference, engine=config.engine))
+        self.show_pane("chat")
+
     def chat_with_adapter(self, base: str, adapter_dir: str) -> None:
         """Load `base` with a fine-tuned adapter (an mlx-lm adapter folder) on MLX, where
         it was trained (a GGUF base runs as its MLX copy), and show the chat."""

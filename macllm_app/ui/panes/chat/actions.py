@@ -45,7 +45,7 @@ def bind_chat_actions(pane: ChatPane, actions: ActionRegistry) -> None:
         actions.set_enabled("chat.delete", has_chat and not streaming)
         actions.set_enabled("chat.undo_delete", pane.can_undo_delete())
         compare = actions["chat.compare_engines"]
-        if pane.compares_adapter():
+        if pane.compares_instead():
             text, enabled, tip = pane.compare_action()
             compare.setEnabled(enabled)
             compare.setText(text)

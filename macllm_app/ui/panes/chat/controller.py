@@ -28,6 +28,7 @@ from macllm_app.core.types import (
     Finished,
     GenerationStats,
     LiveStats,
+    LoadConfig,
     TextDelta,
     engine_title,
 )
@@ -59,7 +60,7 @@ class Turn:
     message_id: int | None = None
     engine: EngineName | None = None
     compare_with: int | None = None
-    without_adapter: bool = False
+    instead: LoadConfig | None = None  # another model for this turn only (a comparison)
     reply: ReplyBuffer = field(default_factory=ReplyBuffer)
     phase: Phase = Phase.CHOOSING_ENGINE
 
@@ -122,14 +123,14 @@ class ChatController(QObject):
     # -- requests -------------------------------------------------------------------
     def start(self, conversation_id: int, action: Action, text: str = "",
               message_id: int | None = None, *, engine: EngineName | None = None,
-              compare_with: int | None = None, without_adapter: bool = False) -> Turn | None:
+              compare_with: int | None = None,
+              instead: LoadConfig | None = None) -> Turn | None:
         """Begin a turn on `engine`, or else on the engine the conversation chose (on the
-        base model alone when `without_adapter`)."""
+        model `instead`, for a comparison, when given)."""
         if self.turn is not None:
             return None
         choice = engine or engine_choice(self.store.get_conversation(conversation_id).settings)
-        turn = Turn(conversation_id, action, text, message_id, choice, compare_with,
-                    without_adapter)
+        turn = Turn(conversation_id, action, text, message_id, choice, compare_with, instead)
         self.turn = turn
         self.turn_started.emit(turn)
         self.engines.when_known(self._for(turn, self._engines_known))
@@ -165,8 +166,7 @@ class ChatController(QObject):
             self.status_message.emit(note)
         turn.phase = Phase.LOADING
         self.engine.when_ready(self._for(turn, self._model_ready),
-                               self._for(turn, self._model_failed), resolved,
-                               turn.without_adapter)
+                               self._for(turn, self._model_failed), resolved, turn.instead)
         if self.turn is turn and turn.phase is Phase.LOADING and self.engine.is_loading():
             title = engine_title(resolved or self.engines.automatic())
             self.turn_state.emit(turn, f"loading the model on {title}…")

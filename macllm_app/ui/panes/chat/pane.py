@@ -10,6 +10,8 @@ other engine, as a sibling reply compared with the last one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
@@ -20,7 +22,7 @@ from macllm_app.core.chat.records import StoredMessage, engine_choice
 from macllm_app.core.chat.store import ChatStore
 from macllm_app.core.formats.lora_adapter import adapter_label
 from macllm_app.core.settings import Settings
-from macllm_app.core.types import EngineName, GenerationStats
+from macllm_app.core.types import EngineName, GenerationStats, LoadConfig
 from macllm_app.ui.engine import EngineController
 from macllm_app.ui.panes.chat.composer import Composer
 from macllm_app.ui.panes.chat.controller import Action, ChatController, Turn, TurnEnd
@@ -34,6 +36,7 @@ from macllm_app.ui.panes.chat.settings_panel import ConversationSettingsPanel
 from macllm_app.ui.tasks import Task
 
 WITHOUT_ADAPTER = "Run without the adapter"
+ON_SOURCE = "Run on the source model"
 
 class ChatPane(QWidget):
     status_message = Signal(str)
@@ -58,6 +61,7 @@ class ChatPane(QWidget):
         self._title_fresh = True
         self._deleted: list[int] = []
         self._last_reply: StoredMessage | None = None
+        self._source: tuple[str, LoadConfig] | None = None  # (quantized model, its source)
         self.engines = EngineChoice(engine, self)
         self.engines.changed.connect(self._update_engine_state)
         self.controller = ChatController(store, engine, self.engines, self)
@@ -260,22 +264,46 @@ class ChatPane(QWidget):
         chosen = engine_choice(settings) or self.engines.automatic()
         return compare_target(self._last_reply, chosen, self.engines.known())
 
-    def compares_adapter(self) -> bool:
-        """Whether the compare button runs the base model without its adapter: the model
-        runs with an adapter (a fine-tune run's) and wrote the last reply with it."""
+    def set_source_model(self, variant: str, source: LoadConfig) -> None:
+        """Offer "Run on the source model" under replies of `variant` (a quantized model,
+        loaded as the app's model) with `source`, the model it was quantized from."""
+        self._source = (variant, source)
+        self._update_engine_state()
+
+    def _instead(self) -> tuple[LoadConfig, str, str] | None:
+        """What the compare button runs instead of the app's model, with its text and
+        tooltip: the base model without its adapter, or a quantized model's source (when
+        the last reply was written by the adapter or the quantized model); None when it
+        runs the other engine."""
         config = self.engine.base_config()
-        if config is None or not config.adapter_path or self._last_reply is None:
-            return False
-        stats = GenerationStats.from_dict(self._last_reply.stats)
-        return stats is not None and stats.model.endswith(
-            f" + {adapter_label(config.adapter_path)}")
+        last = self._last_reply
+        stats = GenerationStats.from_dict(last.stats) if last is not None else None
+        if config is None or stats is None:
+            return None
+        if config.adapter_path:
+            if stats.model.endswith(f" + {adapter_label(config.adapter_path)}"):
+                return (replace(config, adapter_path=None), WITHOUT_ADAPTER,
+                        "Send the last message to the base model without the adapter, as a "
+                        "new version of this reply, and compare the two replies.")
+            return None
+        shown = Path(config.source_path or config.model_path)
+        name = shown.stem if shown.suffix.lower() == ".gguf" else shown.name
+        if self._source is not None and self._source[0] == config.model_path \
+                and stats.model == name:
+            return (self._source[1], ON_SOURCE,
+                    f"Send the last message to {Path(self._source[1].model_path).name}, the "
+                    "model this one was quantized from, and compare the two replies.")
+        return None
+
+    def compares_instead(self) -> bool:
+        """Whether the compare button runs another model rather than the other engine."""
+        return self._instead() is not None
 
     def compare_action(self) -> tuple[str, bool, str]:
         """The compare button's text, enabled state and tooltip."""
-        if self.compares_adapter():
-            return (WITHOUT_ADAPTER, not self.is_streaming(),
-                    "Send the last message to the base model without the adapter, as a new "
-                    "version of this reply, and compare the two replies.")
+        instead = self._instead()
+        if instead is not None:
+            return instead[1], not self.is_streaming(), instead[2]
         return compare_button(*self.compare_target())
 
     @Slot()
@@ -290,13 +318,15 @@ class ChatPane(QWidget):
 
     @Slot()
     def run_on_other_engine(self) -> None:
-        """Answer the last message again on the other engine (or, for a model with a
-        fine-tuned adapter, without the adapter), beside the last reply; the new reply
-        shows both replies' stats. The chat's engine choice stays as it was."""
-        if self.compares_adapter() and self._last_reply is not None:
+        """Answer the last message again on the other engine (or on the base model without
+        its adapter, or on a quantized model's source: see `_instead`), beside the last
+        reply; the new reply shows both replies' stats. The chat's engine choice and model
+        stay as they were."""
+        instead = self._instead()
+        if instead is not None and self._last_reply is not None:
             if not self.is_streaming():
                 self._generate("regenerate", compare_with=self._last_reply.id,
-                               without_adapter=True)
+                               instead=instead[0])
             return
         target, reason = self.compare_target()
         if target is None or self._last_reply is None:
@@ -342,11 +372,11 @@ class ChatPane(QWidget):
 
     def _generate(self, action: Action, text: str = "", message_id: int | None = None, *,
                   engine: EngineName | None = None, compare_with: int | None = None,
-                  without_adapter: bool = False) -> None:
+                  instead: LoadConfig | None = None) -> None:
         assert self.conversation_id is not None
         self.settings_panel.save_now()
         self.controller.start(self.conversation_id, action, text, message_id, engine=engine,
-                              compare_with=compare_with, without_adapter=without_adapter)
+                              compare_with=compare_with, instead=instead)
 
     def _on_turn_started(self, turn: Turn) -> None:
         self._title_fresh = False

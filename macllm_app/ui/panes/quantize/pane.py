@@ -40,6 +40,7 @@ IMATRIX_NONE, IMATRIX_COMPUTE, IMATRIX_FILE = range(3)
 
 class QuantizePane(QWidget):
     load_requested = Signal(str)    # a model path for the chat
+    compare_requested = Signal(str, str)  # (quantized model, its source) for the chat
     status_message = Signal(str)
     added = Signal(str)             # a model the library gained
     summary_shown = Signal()
@@ -96,6 +97,11 @@ class QuantizePane(QWidget):
         self.load_button = QPushButton("Load into Chat")
         self.load_button.setObjectName("quantizeLoad")
         self.load_button.clicked.connect(self._load_last)
+        self.compare_button = QPushButton("Compare with Source in Chat")
+        self.compare_button.setObjectName("quantizeCompare")
+        self.compare_button.setToolTip("Load the quantized model into the chat; under each "
+                                       "reply, run the same message on its source model")
+        self.compare_button.clicked.connect(self._compare_last)
         self.result = QLabel("")
         self.result.setObjectName("quantizeResult")
         self.result.setWordWrap(True)
@@ -124,6 +130,7 @@ class QuantizePane(QWidget):
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.measure_button)
         buttons.addWidget(self.load_button)
+        buttons.addWidget(self.compare_button)
         buttons.addStretch(1)
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -303,6 +310,7 @@ class QuantizePane(QWidget):
         done = self.last_output is not None and not busy
         self.measure_button.setEnabled(done)
         self.load_button.setEnabled(done)
+        self.compare_button.setEnabled(done and self.source is not None)
 
     # -- running ------------------------------------------------------------------
     @Slot()
@@ -324,6 +332,10 @@ class QuantizePane(QWidget):
     def _load_last(self) -> None:
         if self.last_output is not None:
             self.load_requested.emit(self.last_output)
+
+    def _compare_last(self) -> None:
+        if self.last_output is not None and self.source is not None:
+            self.compare_requested.emit(self.last_output, self.source)
 
     def _quantized(self, entry: dict[str, Any]) -> None:
         self.last_output = str(entry["path"])
