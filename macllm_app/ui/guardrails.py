@@ -7,7 +7,7 @@ and the hardware monitor's samples; nothing here blocks the GUI thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMessageBox, QWidget
@@ -34,12 +34,12 @@ JOB_ADVICE = {
 
 class Guardrails(QObject):
     def __init__(self, window: QWidget, engine: EngineController, feed: MonitorFeed,
-                 chat: ChatPane, jobs: JobStrip | None, say: Callable[[str], None]) -> None:
+                 chat: ChatPane, jobs: Sequence[JobStrip], say: Callable[[str], None]) -> None:
         super().__init__(window)
         self._window = window
         self._engine = engine
         self._chat = chat
-        self._jobs = jobs
+        self._jobs = list(jobs)  # every pane's job strip (Library, Quantize, Fine-tune)
         self._say = say
         self.question: QMessageBox | None = None
         engine.fit_refused.connect(self._ask_to_load)
@@ -73,6 +73,7 @@ class Guardrails(QObject):
     def _explain_pressure(self, level: str) -> None:
         if self._chat.is_streaming():
             self._chat.view.show_notice(PRESSURE_ADVICE[level])
-        if self._jobs is not None and self._jobs.isVisible():
-            self._jobs.warn(JOB_ADVICE[level])
+        for strip in self._jobs:
+            if strip.isVisible():
+                strip.warn(JOB_ADVICE[level])
         self._say(PRESSURE_ADVICE[level])

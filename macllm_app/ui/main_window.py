@@ -47,6 +47,7 @@ from macllm_app.ui.panes.registry import PANES, AppContext
 from macllm_app.ui.preferences import PreferencesDialog
 from macllm_app.ui.status_bar import StatusBar
 from macllm_app.ui.task_registry import cancel_all_and_wait, job_activity
+from macllm_app.ui.widgets.job_strip import JobStrip
 
 log = logging.getLogger("macllm.ui.window")
 
@@ -171,11 +172,13 @@ class MainWindow(QMainWindow):
         self.chat.speed_changed.connect(monitor.add_live_speed)
         self.chat.reply_stats.connect(monitor.add_reply_stats)
         job_activity().progress.connect(monitor.add_job_progress)
-        library = self.panes.get("library")
-        jobs = library.job_strip if isinstance(library, LibraryPane) else None
-        self.guardrails = Guardrails(self, self.engine, monitor, self.chat, jobs,
+        self.guardrails = Guardrails(self, self.engine, monitor, self.chat, self._job_strips(),
                                      self._status_message)
         self.engine.unloaded.connect(self._on_unloaded)
+
+    def _job_strips(self) -> list[JobStrip]:
+        """The progress strips of every pane that runs jobs (the guardrails warn there)."""
+        return [strip for pane in self.panes.values() for strip in pane.findChildren(JobStrip)]
 
     @Slot()
     def _on_unloaded(self) -> None:

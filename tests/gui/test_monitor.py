@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from macllm_app.core.hardware.monitor import ENGINE_HOST, MonitorSample
-from macllm_app.ui.guardrails import PRESSURE_ADVICE
+from macllm_app.ui.guardrails import JOB_ADVICE, PRESSURE_ADVICE
 from tests.support.gui_helpers import send_and_wait, set_max_tokens, wait_loaded
 
 pytestmark = [pytest.mark.gui, pytest.mark.llamacpp]
@@ -155,3 +155,17 @@ def test_rising_pressure_while_a_reply_streams_is_explained_in_the_chat(
     assert worse.args == ["critical"]
     pane.stop()
     qtbot.waitUntil(lambda: not pane.is_streaming(), timeout=30_000)
+
+
+@pytest.mark.parametrize(("pane_id", "strip_name"), [("quantize", "strip"),
+                                                      ("finetune", "train_strip")])
+def test_rising_pressure_warns_on_a_running_jobs_strip_in_any_pane(
+        qtbot: Any, make_window: Any, pane_id: str, strip_name: str) -> None:
+    window = make_window(load=False)
+    window.show_pane(pane_id)
+    strip = getattr(window.panes[pane_id], strip_name)
+    strip.start("Working")
+    assert strip.isVisible() and not strip.warning.isVisible()
+    window.monitor.pressure_rose.emit("critical")  # as the monitor does when it rises
+    assert strip.warning.isVisible()
+    assert strip.warning.text() == JOB_ADVICE["critical"]
