@@ -145,3 +145,33 @@ def test_the_librarys_quantize_action_opens_the_pane_on_that_model(
     with qtbot.waitSignal(pane.jobs.failed, timeout=20_000) as refused:
         _start(qtbot, pane, "Q2_K")
     assert "already quantized (Q4_1)" in refused.args[0]
+
+
+def test_advanced_llama_options_reach_the_quantizer(qtbot: Any, make_window: Any,
+                                                    f16_default_model: Path) -> None:
+    from gguf import GGUFReader
+
+    window = make_window(load=False)
+    pane = _open(qtbot, window, f16_default_model)
+    assert not pane.advanced.isChecked()
+    pane.advanced.setChecked(True)
+    pane.advanced.overrides.setText("nonsense")
+    pane.advanced.overrides.editingFinished.emit()
+    assert pane.types.select_name("Q4_0")
+    assert not pane.start_button.isEnabled()
+    assert "write it as PATTERN=TYPE" in pane.dest.text()
+    pane.advanced.overrides.setText(r"blk\.0\.attn_v=Q8_0")
+    pane.advanced.overrides.editingFinished.emit()
+    pane.advanced.embedding_type.setCurrentText("Q5_0")
+    pane.advanced.threads.setValue(2)
+    made: list[dict[str, Any]] = []
+    failed: list[str] = []
+    pane.jobs.quantized.connect(made.append)
+    pane.jobs.failed.connect(failed.append)
+    _start(qtbot, pane, "Q4_0")
+    qtbot.waitUntil(lambda: bool(made or failed), timeout=120_000)
+    assert not failed, failed
+    kinds = {t.name: t.tensor_type.name for t in GGUFReader(made[0]["path"]).tensors}
+    assert kinds["token_embd.weight"] == "Q5_0"
+    assert kinds["blk.0.attn_v.weight"] == "Q8_0" and kinds["blk.1.attn_v.weight"] != "Q8_0"
+    assert kinds["blk.0.attn_q.weight"] == "Q4_0"

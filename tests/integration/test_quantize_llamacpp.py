@@ -161,6 +161,8 @@ def test_bad_input_is_one_line_before_any_work(f16_default_model: Path, default_
     assert taken.read_bytes() == b"mine"
     refused(f16_default_model, out, "Q4_0", r"^Unknown tensor type 'Q9'",
             QuantizeOptions(output_tensor_type="Q9"))
+    refused(f16_default_model, out, "Q4_0", r"^Q6_K stores rows in blocks of 256 values; this "
+            r"model's token embedding rows have 576", QuantizeOptions(token_embedding_type="Q6_K"))
     refused(f16_default_model, out, "Q4_0", r"is not a regular expression",
             QuantizeOptions(tensor_types=(("attn[", "Q8_0"),)))
     refused(f16_default_model, out, "IQ1_S", r"no such importance matrix file",

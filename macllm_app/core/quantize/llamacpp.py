@@ -132,6 +132,13 @@ def plan_quantize(src: str | Path, dest: str | Path, type_name: str,
                  *(kind for _pattern, kind in options.tensor_types)):
         if name:
             ggml_type_id(name)
+    for tensor, name in (("output", options.output_tensor_type),
+                         ("token embedding", options.token_embedding_type)):
+        block = TENSOR_TYPES[ggml_type_id(name)].block_size if name else 1
+        if meta.embedding_length and meta.embedding_length % block:
+            raise UserError(f"{name} stores rows in blocks of {block} values; this model's "
+                            f"{tensor} rows have {meta.embedding_length}: choose another "
+                            "type for them (Q8_0, Q5_0, Q4_0 or F16 take any multiple of 32).")
     for pattern, _kind in options.tensor_types:
         try:
             re.compile(pattern)

@@ -9,9 +9,9 @@ refusal arrives as one line before any job starts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -19,8 +19,12 @@ from macllm_app.core.errors import UserError, describe
 from macllm_app.core.jobs import Job
 from macllm_app.core.library.conversions import partial_cleanup
 from macllm_app.core.quantize.choices import QuantChoice, mlx_plan_options
+from macllm_app.ui.panes.quantize.advanced import AdvancedOptions
 from macllm_app.ui.tasks import Task
 from macllm_app.ui.widgets.job_strip import JobStrip
+
+if TYPE_CHECKING:
+    from macllm_app.core.quantize.llamacpp import QuantizeOptions
 
 QUANTIZE_GRACE_S = 2.0  # a cancelled job is killed after this; its staging is removed
 
@@ -35,10 +39,21 @@ class QuantizeRequest:
     compute_imatrix: bool = False       # from the shipped calibration text, first
     allow_requantize: bool = False
     pure: bool = False
+    advanced: AdvancedOptions = field(default_factory=AdvancedOptions)
 
     @property
     def imatrix_dest(self) -> str:
         return f"{self.dest}.imatrix.gguf"
+
+
+def _options(request: QuantizeRequest, imatrix: str | None) -> QuantizeOptions:
+    from macllm_app.core.quantize.llamacpp import QuantizeOptions
+
+    extra = request.advanced
+    return QuantizeOptions(threads=extra.threads, output_tensor_type=extra.output_tensor_type,
+                           token_embedding_type=extra.token_embedding_type,
+                           pure=request.pure or extra.pure, tensor_types=extra.tensor_types,
+                           allow_requantize=request.allow_requantize, imatrix=imatrix)
 
 
 def _plan(request: QuantizeRequest) -> list[tuple[str, tuple[Any, ...], str, str]]:
@@ -62,8 +77,7 @@ def _plan(request: QuantizeRequest) -> list[tuple[str, tuple[Any, ...], str, str
     )
 
     if not request.compute_imatrix:
-        options = QuantizeOptions(imatrix=request.imatrix, pure=request.pure,
-                                  allow_requantize=request.allow_requantize)
+        options = _options(request, request.imatrix)
         plan = plan_quantize(request.source, request.dest, request.choice.name, options)
         return [(QUANTIZE_TARGET, (plan,), QUANTIZE_TITLE, request.dest)]
     from macllm_app.core.convert.staging import check_dest_file
@@ -73,8 +87,7 @@ def _plan(request: QuantizeRequest) -> list[tuple[str, tuple[Any, ...], str, str
     if Path(request.source).is_dir():
         raise UserError("An importance matrix is computed from a GGUF file: export the "
                         "folder to GGUF first, or choose an imatrix file.")
-    options = QuantizeOptions(imatrix=request.imatrix_dest, pure=request.pure,
-                              allow_requantize=request.allow_requantize)
+    options = _options(request, request.imatrix_dest)
     plan_quantize(request.source, request.dest, request.choice.name,
                   QuantizeOptions(allow_requantize=request.allow_requantize),
                   imatrix_coming=True)

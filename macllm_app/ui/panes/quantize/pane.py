@@ -25,9 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from macllm_app.core.errors import describe
+from macllm_app.core.errors import UserError, describe
 from macllm_app.core.quantize.choices import SourceSummary, default_dest, quant_choices
 from macllm_app.core.types import ENGINE_TITLES, ENGINES, EngineName
+from macllm_app.ui.panes.quantize.advanced import AdvancedLlamaOptions, AdvancedOptions
 from macllm_app.ui.panes.quantize.jobs import QuantizeJobs, QuantizeRequest
 from macllm_app.ui.panes.quantize.quality_view import QualityView
 from macllm_app.ui.panes.quantize.type_table import TypeTable
@@ -80,6 +81,9 @@ class QuantizePane(QWidget):
         self.imatrix.activated.connect(self._imatrix_chosen)
         self.requantize = QCheckBox("Allow requantizing a quantized source")
         self.requantize.setObjectName("quantizeRequantize")
+        self.advanced = AdvancedLlamaOptions()
+        self.advanced.changed.connect(self._update)
+        self._advanced_error = ""
         self.types = TypeTable()
         self.types.selectionModel().selectionChanged.connect(self._update)
         self.dest = QLabel("")
@@ -126,6 +130,7 @@ class QuantizePane(QWidget):
         form.addRow("Engine:", engine_row)
         form.addRow("Importance matrix:", self.imatrix)
         form.addRow("", self.requantize)
+        form.addRow(self.advanced)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.measure_button)
@@ -291,11 +296,17 @@ class QuantizePane(QWidget):
             n += 1
         llama = choice.engine == "llama.cpp"
         mode = self.imatrix.currentIndex() if llama else IMATRIX_NONE
+        self._advanced_error = ""
+        try:
+            advanced = self.advanced.options() if llama else AdvancedOptions()
+        except UserError as exc:
+            self._advanced_error = str(exc)
+            return None
         return QuantizeRequest(
             self.source, str(dest), choice, self._group_size(),
             imatrix=self.imatrix_file if mode == IMATRIX_FILE else None,
             compute_imatrix=mode == IMATRIX_COMPUTE,
-            allow_requantize=llama and self.requantize.isChecked())
+            allow_requantize=llama and self.requantize.isChecked(), advanced=advanced)
 
     @Slot()
     def _update(self) -> None:
@@ -304,9 +315,11 @@ class QuantizePane(QWidget):
         self.group.setVisible(not llama)
         self.imatrix.setEnabled(llama and not busy)
         self.requantize.setVisible(llama)
+        self.advanced.setVisible(llama)
         request = self.request()
         self.start_button.setEnabled(request is not None and not busy)
-        self.dest.setText(f"Writes {request.dest}, added to the library." if request else "")
+        self.dest.setText(f"Writes {request.dest}, added to the library." if request
+                          else self._advanced_error)
         done = self.last_output is not None and not busy
         self.measure_button.setEnabled(done)
         self.load_button.setEnabled(done)
