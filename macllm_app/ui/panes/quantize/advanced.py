@@ -7,7 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QLineEdit, QSpinBox
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from macllm_app.core.errors import UserError
 
@@ -60,12 +69,19 @@ class AdvancedLlamaOptions(QGroupBox):
         self.threads.setObjectName("quantizeThreads")
         self.threads.setRange(0, 256)
         self.threads.setSpecialValueText("automatic")
-        form = QFormLayout(self)
+        self.fields = QWidget()  # folded away while the group is off
+        form = QFormLayout(self.fields)
+        form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Output tensor:", self.output_type)
         form.addRow("Token embeddings:", self.embedding_type)
         form.addRow("Tensor types:", self.overrides)
         form.addRow("Threads:", self.threads)
         form.addRow("", self.pure)
+        QVBoxLayout(self).addWidget(self.fields)
+        self.fields.setVisible(False)
+        self.setFlat(True)
+        self.toggled.connect(self.fields.setVisible)
+        self.toggled.connect(lambda on: self.setFlat(not on))
         self.toggled.connect(lambda _on: self.changed.emit())
         self.pure.toggled.connect(lambda _on: self.changed.emit())
         self.overrides.editingFinished.connect(self.changed.emit)
