@@ -232,3 +232,21 @@ def test_a_full_disk_at_checkpoint_time_fails_in_one_line_and_leaves_no_partial(
     assert list(run.checkpoints_dir.iterdir()) == []  # nothing half-written kept
     assert data.read_bytes() == before
     assert [r.step for r in store.steps(plan.run_id, "train")] == [1, 2, 3, 4]
+
+
+def test_a_fuse_that_overflows_float16_is_refused_and_writes_nothing(
+        base: Path, data: Path, tmp_path: Path) -> None:
+    import mlx.core as mx
+
+    store = RunStore()
+    plan = plan_training(base, data, None, quick(iters=2, save_every=2), PLENTY, store=store)
+    run_job(plan)
+    run = store.get(plan.run_id)
+    weights_file = run.adapter_dir / "adapters.safetensors"
+    weights = dict(mx.load(str(weights_file)).items())  # type: ignore[union-attr]
+    blown = {k: (v + 1.0) * 1e6 if k.endswith("lora_b") else v for k, v in weights.items()}
+    mx.save_safetensors(str(weights_file), blown)
+    with pytest.raises(JobFailed, match=r"fused into float16 overflows \d+ weight tensor"):
+        Job(FUSE_TARGET, (run.id, str(tmp_path / "fused"), str(store.path))).run()
+    assert not (tmp_path / "fused").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fused")]

@@ -90,10 +90,25 @@ def fused_model(run: Run) -> tuple[Any, Any, dict[str, Any]]:
             model.update_modules(tree_unflatten(fused))
         model = dequantize_model(model)
     model.set_dtype(mx.float16)
+    _check_finite(model, run)
     config.pop("quantization", None)
     config.pop("quantization_config", None)
     config["torch_dtype"] = "float16"
     return model, tokenizer, config
+
+
+def _check_finite(model: Any, run: Run) -> None:
+    """Refuse a fused model whose weights overflowed float16 (an adapter trained with too
+    high a learning rate): it would answer NaN."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    weights = cast(list[tuple[str, Any]], tree_flatten(model.parameters()))
+    bad = [name for name, w in weights if not bool(mx.all(mx.isfinite(w)).item())]
+    if bad:
+        raise UserError(f"Run {run.id} fused into float16 overflows {len(bad)} weight "
+                        f"tensor(s), first {bad[0]}: its adapter's values are too large "
+                        "(a learning rate too high?); train again with a lower one.")
 
 
 def fuse_run(run: Run, dest: Path, progress: ProgressCallback | None = None) -> Path:
