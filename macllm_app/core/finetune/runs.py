@@ -193,13 +193,20 @@ class RunStore:
         with self._connect() as db:
             db.execute(f"UPDATE runs SET {columns} WHERE id = ?", (*fields.values(), run_id))
 
-    def add_step(self, run_id: str, record: StepRecord) -> None:
+    def add_step(self, run_id: str, record: StepRecord,
+                 peak_memory_bytes: int | None = None) -> None:
+        """Keep one reported step; a training step also moves the run's step (and its
+        peak memory, when given) in the same transaction."""
         with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (run_id, record.step, record.kind, record.loss, record.learning_rate,
                  record.iters_per_s, record.tokens_per_s, record.trained_tokens,
                  record.peak_memory_bytes, time.time()))
+            if record.kind == "train":
+                db.execute("UPDATE runs SET step = ?, peak_memory_bytes = "
+                           "MAX(peak_memory_bytes, ?) WHERE id = ?",
+                           (record.step, peak_memory_bytes or 0, run_id))
 
     def steps(self, run_id: str, kind: str | None = None) -> list[StepRecord]:
         query = "SELECT * FROM steps WHERE run_id = ?"

@@ -326,10 +326,7 @@ class _Session:
     def _record(self, event: StepEvent) -> None:
         self.store.add_step(self.plan.run_id, StepRecord(
             event.step, event.kind, event.loss, event.learning_rate, event.iters_per_s,
-            event.tokens_per_s, event.trained_tokens, event.peak_memory_bytes))
-        if event.kind == "train":
-            self.store.update(self.plan.run_id, step=event.step,
-                              peak_memory_bytes=max(self.peak, self.run.peak_memory_bytes))
+            event.tokens_per_s, event.trained_tokens, event.peak_memory_bytes), self.peak)
         self.report(event.to_dict())
 
     # -- saving -------------------------------------------------------------------
