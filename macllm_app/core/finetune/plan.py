@@ -8,6 +8,7 @@ is recorded or any file is written.
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -94,6 +95,19 @@ def shape_of(metadata: ModelMetadata) -> ModelShape:
                       quantized)
 
 
+#: Tokens a chat template may add around a record's text.
+TEMPLATE_TOKENS = 64
+
+
+def longest_tokens(dataset: Dataset) -> int:
+    """At most how many tokens the dataset's longest record takes: one per UTF-8 byte
+    (a byte-level tokenizer's worst case) plus the chat template's own. Batches are
+    padded to their longest record, not to the maximum sequence length."""
+    longest = max((len(json.dumps(r, ensure_ascii=False).encode("utf-8"))
+                   for r in dataset.records), default=0)
+    return longest + TEMPLATE_TOKENS
+
+
 def preflight(base: str | Path, train_file: str | Path, valid_file: str | Path | None,
               config: TrainConfig, available_bytes: int) -> Preflight:
     """Check everything about a run that can be checked without mlx."""
@@ -112,7 +126,9 @@ def preflight(base: str | Path, train_file: str | Path, valid_file: str | Path |
         raise UserError(f"The training set has {n_train} records for training, fewer than "
                         f"the batch size {config.batch_size}: lower the batch size or add "
                         "records.")
-    memory = estimate(shape, config)
+    longest = max(longest_tokens(train), longest_tokens(valid) if valid else 0)
+    memory = estimate(shape, replace(config, max_seq_length=min(config.max_seq_length,
+                                                                longest)))
     return Preflight(metadata, shape, memory, fit_verdict(memory, available_bytes), train,
                      valid, config.total_iters(n_train))
 
