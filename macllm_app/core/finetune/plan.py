@@ -56,6 +56,12 @@ class Preflight:
     train: Dataset
     valid: Dataset | None
     total_steps: int
+    longest_tokens: int  # at most, for the data's longest record
+
+    def estimate_for(self, config: TrainConfig) -> MemoryEstimate:
+        """The peak memory of this model and data under `config` (another method, say)."""
+        return estimate(self.shape, replace(config, max_seq_length=min(
+            config.max_seq_length, self.longest_tokens)))
 
 
 def mlx_trainable(metadata: ModelMetadata) -> None:
@@ -130,7 +136,7 @@ def preflight(base: str | Path, train_file: str | Path, valid_file: str | Path |
     memory = estimate(shape, replace(config, max_seq_length=min(config.max_seq_length,
                                                                 longest)))
     return Preflight(metadata, shape, memory, fit_verdict(memory, available_bytes), train,
-                     valid, config.total_iters(n_train))
+                     valid, config.total_iters(n_train), longest)
 
 
 def plan_training(base: str | Path, train_file: str | Path, valid_file: str | Path | None,

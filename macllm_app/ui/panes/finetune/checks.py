@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from macllm_app.core.errors import describe
 from macllm_app.core.finetune.config import METHODS, Method, TrainConfig, with_method
-from macllm_app.core.finetune.memory import FitVerdict, MemoryEstimate, estimate, fit_verdict
+from macllm_app.core.finetune.memory import FitVerdict, MemoryEstimate, fit_verdict
 from macllm_app.core.finetune.plan import Preflight, preflight
 from macllm_app.core.jobs import Job
 from macllm_app.core.units import human_size
@@ -77,7 +77,7 @@ def check_inputs(inputs: Inputs, available_bytes: int) -> Check:
                         available_bytes)
     methods: dict[Method, tuple[MemoryEstimate, FitVerdict]] = {}
     for method in METHODS:
-        need = estimate(checked.shape, with_method(inputs.config, method))
+        need = checked.estimate_for(with_method(inputs.config, method))
         methods[method] = (need, fit_verdict(need, available_bytes))
     return Check(inputs, checked, methods,
                  (_stamp(inputs.train_file), _stamp(inputs.valid_file)))
