@@ -96,3 +96,40 @@ def test_runtime_failure_is_one_line() -> None:
     with pytest.raises(TemplateError, match="failed to render") as info:
         ChatTemplate("{{ messages[99]['content'] + 1 }}").render(CONVERSATION)
     assert "\n" not in str(info.value)
+
+
+def test_generation_tag_renders_its_body() -> None:
+    source = ("{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}"
+              "{{ m.content }}{% endgeneration %}{% else %}[{{ m.content }}]{% endif %}"
+              "{% endfor %}")
+    assert ChatTemplate(source).render(CONVERSATION[1:3]) == "[Hi]Hello!"
+
+
+def test_tojson_keeps_key_order_and_html() -> None:
+    tools = [{"name": "f", "description": "a < b & c > d — é", "a": 1}]
+    template = ChatTemplate("{{ tools | tojson }}|{{ tools[0] | tojson(indent=1) }}")
+    text = template.render(CONVERSATION, tools=tools)
+    assert text.startswith('[{"name": "f", "description": "a < b & c > d — é", "a": 1}]|')
+    assert '\n "name": "f",' in text
+
+
+def test_tools_and_documents_default_to_none() -> None:
+    source = "{{ tools is none }} {{ documents is none }} {{ tools is defined }}"
+    assert ChatTemplate(source).render(CONVERSATION) == "True True True"
+
+
+def test_raw_message_dicts_drop_none_values() -> None:
+    source = ("{% for m in messages %}{{ m.role }}:{{ m.content is defined }}"
+              "{% if m.tool_calls %}:{{ m.tool_calls[0].function.name }}{% endif %};"
+              "{% endfor %}")
+    messages = [{"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": None,
+                 "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {}}}]}]
+    assert ChatTemplate(source).render(messages) == "user:True;assistant:False:f;"
+
+
+def test_namespace_refuses_underscore_names() -> None:
+    with pytest.raises(TemplateError, match=r"^The model's chat template is unsafe: "):
+        ChatTemplate("{% set ns = namespace(_x=1) %}{{ ns._x }}").render(CONVERSATION)
+    with pytest.raises(TemplateError, match=r"^The model's chat template is unsafe: "):
+        ChatTemplate("{% set ns = namespace() %}{% set ns._x = 1 %}").render(CONVERSATION)
