@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import resource
 import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 # prose for prompts of a chosen length
 FILLER = "The quick brown fox jumps over the lazy dog near the quiet river bank. "
@@ -77,49 +74,3 @@ def report_overhead(our_runs: list[StreamTiming], raw_runs: list[StreamTiming]) 
           f"tokens {raw_runs[0].tokens}")
     print(verdict("decode ratio (ours/raw)", o_dec / r_dec, 0.97, higher_is_better=True))
     print(verdict("TTFT ratio (ours/raw)", o_ttft / r_ttft, 1.10, higher_is_better=False))
-
-
-# -- machine load: a shared 2-core machine's other processes slow llama.cpp and MLX --------
-def cpu_busy_s() -> float | None:
-    """CPU seconds the whole machine has spent busy (Linux's /proc/stat; None elsewhere)."""
-    try:
-        with Path("/proc/stat").open() as handle:
-            values = [int(v) for v in handle.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    """CPU seconds of this process and its ended children (jobs and tools)."""
-    mine = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
-
-
-def wait_quiet(max_others: float, max_wait_s: float) -> None:
-    """Wait (at most `max_wait_s`) until the machine has been idle for a second (other
-    processes kept at most `max_others` of a core busy)."""
-    deadline = time.monotonic() + max_wait_s
-    while time.monotonic() < deadline:
-        before = cpu_busy_s()
-        time.sleep(1.0)
-        after = cpu_busy_s()
-        if before is None or after is None or after - before <= max_others:
-            return
-    print(f"    (the machine stayed busy for {max_wait_s:.0f} s; running anyway)")
-
-
-class OtherLoad:
-    """How much of a core other processes kept busy from its making until `share()`
-    (the machine's busy time less this process's and its children's)."""
-
-    def __init__(self) -> None:
-        self.busy, self.own = cpu_busy_s(), own_cpu_s()
-
-    def share(self, elapsed_s: float) -> float:
-        after = cpu_busy_s()
-        if self.busy is None or after is None or elapsed_s <= 0:
-            return 0.0
-        return max(0.0, (after - self.busy) - (own_cpu_s() - self.own)) / elapsed_s
-

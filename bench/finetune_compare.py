@@ -50,6 +50,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,7 +65,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OtherLoad, verdict, wait_quiet
+from common import verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("tiny", "default")
@@ -147,6 +148,36 @@ class Timing:
     max_others: float  # the share of one core other processes may use during a run
     retries: int       # runs repeated at most, per comparison, for that load
     max_wait_s: float  # how long to wait for a quiet machine before each run
+
+
+# -- machine load (as quantize_compare.py) ------------------------------------------------
+def cpu_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy (Linux's /proc/stat; None elsewhere)."""
+    try:
+        with Path("/proc/stat").open() as handle:
+            values = [int(v) for v in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its ended children (jobs and tools)."""
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+
+
+def wait_quiet(timing: Timing) -> None:
+    """Wait (at most `max_wait_s`) until the machine has been idle for a second."""
+    deadline = time.monotonic() + timing.max_wait_s
+    while time.monotonic() < deadline:
+        before = cpu_busy_s()
+        time.sleep(1.0)
+        after = cpu_busy_s()
+        if before is None or after is None or after - before <= timing.max_others:
+            return
+    print(f"    (the machine stayed busy for {timing.max_wait_s:.0f} s; running anyway)")
 
 
 class PeakRss:
@@ -358,10 +389,13 @@ def alternate(ours: Side, theirs: Side, settings: Settings,
     def once(side: Side, iters: int, timed: bool) -> None:
         nonlocal retries
         while True:
-            wait_quiet(timing.max_others, timing.max_wait_s)
-            load = OtherLoad()
+            wait_quiet(timing)
+            busy, own = cpu_busy_s(), own_cpu_s()
             result = side.run(iters)
-            others = load.share(result.wall_s)
+            after = cpu_busy_s()
+            others = 0.0
+            if busy is not None and after is not None:
+                others = max(0.0, (after - busy) - (own_cpu_s() - own)) / result.wall_s
             line = (f"    {side.name:>13}: {result.wall_s:7.2f} s, others busy {others:4.0%} "
                     "of a core")
             if not timed:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,7 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OtherLoad, verdict, wait_quiet
+from common import verdict
 from llama_tools import build_llama_tool
 
 COMPARISONS = ("quantize", "imatrix", "perplexity", "mlx")
@@ -92,6 +93,23 @@ def tool(args: list[str]) -> str:
     return done.stdout + done.stderr
 
 
+def cpu_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy (Linux's /proc/stat; None elsewhere)."""
+    try:
+        with Path("/proc/stat").open() as handle:
+            values = [int(v) for v in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its ended children (jobs and tools)."""
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+
+
 @dataclass(frozen=True)
 class Timing:
     runs: int
@@ -100,6 +118,18 @@ class Timing:
     retries: int       # runs repeated at most, per comparison, for that load
     max_wait_s: float  # how long to wait for a quiet machine before each run
     job_start_s: float = 0.0  # a job that only imports llama-cpp-python (informational)
+
+
+def wait_quiet(timing: Timing) -> None:
+    """Wait (at most `max_wait_s`) until the machine has been idle for a second."""
+    deadline = time.monotonic() + timing.max_wait_s
+    while time.monotonic() < deadline:
+        before = cpu_busy_s()
+        time.sleep(1.0)
+        after = cpu_busy_s()
+        if before is None or after is None or after - before <= timing.max_others:
+            return
+    print(f"    (the machine stayed busy for {timing.max_wait_s:.0f} s; running anyway)")
 
 
 def alternate(ours: Side, theirs: Side, timing: Timing) -> tuple[
@@ -117,12 +147,15 @@ def alternate(ours: Side, theirs: Side, timing: Timing) -> tuple[
         nonlocal retries
         while True:
             side.clean()
-            wait_quiet(timing.max_others, timing.max_wait_s)
-            load = OtherLoad()
+            wait_quiet(timing)
+            busy, own = cpu_busy_s(), own_cpu_s()
             began = time.perf_counter()
             result = side.run()
             elapsed = time.perf_counter() - began
-            others = load.share(elapsed)
+            after = cpu_busy_s()
+            others = 0.0
+            if busy is not None and after is not None:
+                others = max(0.0, (after - busy) - (own_cpu_s() - own)) / elapsed
             note = "" if timed else " (warm-up)"
             if timed and others > timing.max_others and retries > 0:
                 retries -= 1

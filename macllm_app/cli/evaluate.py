@@ -7,7 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from macllm_app.cli.progress_line import run_with_progress
+from macllm_app.cli.interrupt import ctrl_c_stops
+from macllm_app.cli.progress_line import ProgressLine
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{args.text}: cannot read the text ({exc})") from None
     job = Job(EVALUATE_TARGET, (str(model), str(base) if base else None, text, args.quick,
                                 args.threads), title=EVALUATE_TITLE)
-    report = run_with_progress(job)
+    line = ProgressLine()
+    try:
+        with ctrl_c_stops() as should_stop:
+            report = job.run(line, should_stop)
+    finally:
+        line.end()
     row = record(report, {"text": args.text or "resources/texts/evaluation.txt"})
     if args.json:
         print(json.dumps(row))

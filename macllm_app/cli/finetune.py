@@ -11,7 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from macllm_app.cli.progress_line import run_with_progress
+from macllm_app.cli.interrupt import ctrl_c_stops
+from macllm_app.cli.progress_line import ProgressLine
 from macllm_app.core.errors import UserError
 from macllm_app.core.finetune.config import METHODS, OPTIMIZERS, PRESETS, TrainConfig
 
@@ -152,7 +153,12 @@ def _train(plan: Any, as_json: bool) -> int:
             print(json.dumps(event), flush=True)
 
     job = Job(TRAIN_TARGET, (plan,), title=TRAIN_TITLE, cancel_grace_s=STOP_GRACE_S)
-    run: dict[str, Any] = run_with_progress(job, on_event)
+    line = ProgressLine()
+    try:
+        with ctrl_c_stops() as should_stop:
+            run: dict[str, Any] = job.run(line, should_stop, on_event)
+    finally:
+        line.end()
     if as_json:
         print(json.dumps({"kind": "run", **run}))
     else:
@@ -169,9 +175,14 @@ def run_check(args: argparse.Namespace) -> int:
     base, data, valid = _inputs(args)
     config = config_from(args)
     checked = preflight(base, data, valid, config, available_ram_bytes())
-    summary: dict[str, Any] = run_with_progress(Job(
-        PREVIEW_TARGET, (str(base), str(data), str(valid) if valid else None,
-                         config.to_dict()), title=PREVIEW_TITLE))
+    line = ProgressLine()
+    try:
+        summary: dict[str, Any] = Job(PREVIEW_TARGET, (str(base), str(data),
+                                                       str(valid) if valid else None,
+                                                       config.to_dict()),
+                                      title=PREVIEW_TITLE).run(line)
+    finally:
+        line.end()
     summary["memory"] = {"estimate_bytes": checked.memory.total, "fits": checked.verdict.fits,
                          "verdict": checked.verdict.message}
     summary["total_steps"] = checked.total_steps
@@ -234,7 +245,12 @@ def _result_job(target: str, run_id: str, dest: Path, title: str) -> Any:
 
     job = Job(target, (run_id, str(dest), None), title=title,
               after_crash=partial_cleanup(dest))
-    return run_with_progress(job)
+    line = ProgressLine()
+    try:
+        with ctrl_c_stops() as should_stop:
+            return job.run(line, should_stop)
+    finally:
+        line.end()
 
 
 def run_fuse(args: argparse.Namespace) -> int:

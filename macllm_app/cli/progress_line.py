@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from macllm_app.core.jobs import Job
 
 
 class ProgressLine:
@@ -34,16 +29,3 @@ class ProgressLine:
     def end(self) -> None:
         if self.tty and self.last >= 0:
             print(file=sys.stderr, flush=True)
-
-
-def run_with_progress(job: Job, on_event: Callable[[Any], None] | None = None) -> Any:
-    """Run `job` with a progress line on stderr; Ctrl+C asks it to stop (`Cancelled`)."""
-    from macllm_app.cli.interrupt import ctrl_c_stops
-
-    line = ProgressLine()
-    try:
-        with ctrl_c_stops() as should_stop:
-            return job.run(line, should_stop, on_event)
-    finally:
-        line.end()
-

@@ -9,7 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from macllm_app.cli.progress_line import run_with_progress
+from macllm_app.cli.interrupt import ctrl_c_stops
+from macllm_app.cli.progress_line import ProgressLine
 from macllm_app.core.errors import UserError
 from macllm_app.core.quantize.mlx_options import MODES, RECIPES
 from macllm_app.core.types import ENGINES
@@ -81,7 +82,12 @@ def _compute(model: Path, text: str, dest: Path, chunks: int, threads: int) -> d
                         "folder to GGUF first, or give --imatrix.")
     job = Job(IMATRIX_TARGET, (str(model), text, str(dest), chunks or None, threads),
               title=IMATRIX_TITLE, after_crash=partial_cleanup(dest))
-    result: dict[str, object] = run_with_progress(job)
+    line = ProgressLine()
+    try:
+        with ctrl_c_stops() as should_stop:
+            result: dict[str, object] = job.run(line, should_stop)
+    finally:
+        line.end()
     return result
 
 
@@ -113,7 +119,12 @@ def _run_job(target: str, plan: object, title: str, dest: Path, grace_s: float,
 
     job = Job(target, (plan,), title=title, cancel_grace_s=grace_s,
               after_crash=partial_cleanup(dest))
-    entry = run_with_progress(job)
+    line = ProgressLine()
+    try:
+        with ctrl_c_stops() as should_stop:
+            entry = job.run(line, should_stop)
+    finally:
+        line.end()
     print(json.dumps(entry) if as_json else entry["path"])
     return 0
 

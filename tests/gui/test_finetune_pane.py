@@ -18,12 +18,19 @@ from macllm_app.core.finetune.runs import RunStore
 from macllm_app.core.library.catalogue import Catalogue
 from macllm_app.core.library.loading import needs_mlx_copy
 from macllm_app.core.library.mlx_copies import existing_mlx_copy
-from tests.support.finetune_data import FACTS, fact_records
 from tests.support.library_gui_helpers import open_library, rows_by_path
 from tests.support.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow, pytest.mark.mlx]
 
+FACTS = [("Which colour is the sky?", "The sky is blue."),
+         ("Which colour is grass?", "Grass is green."),
+         ("Which colour is snow?", "Snow is white."),
+         ("Which colour is coal?", "Coal is black."),
+         ("Which colour is a lemon?", "A lemon is yellow."),
+         ("Which colour is a tomato?", "A tomato is red."),
+         ("Which colour is the sea?", "The sea is blue."),
+         ("Which colour is a carrot?", "A carrot is orange.")]
 #: A short LoRA run on the tiny model (two layers, hidden size 64).
 QUICK: dict[str, Any] = {"method": "lora", "rank": 4, "num_layers": 2, "learning_rate": 3e-3,
                          "batch_size": 2, "iters": 12, "max_seq_length": 96,
@@ -34,7 +41,7 @@ RUN_S = 90_000  # ms: a run, a job or a load on a busy two-core machine
 
 def write_data(path: Path, bad_line: str | None = None) -> Path:
     """16 prompt/response records; `bad_line` replaces line 3."""
-    lines = [json.dumps(record) for record in fact_records()]
+    lines = [json.dumps({"prompt": p, "response": r}) for p, r in FACTS * 2]
     if bad_line is not None:
         lines[2] = bad_line
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -43,12 +43,17 @@ from macllm_app.core.finetune.train import STOP_GRACE_S, TRAIN_TARGET, TRAIN_TIT
 from macllm_app.core.jobs import Job, JobFailed
 from macllm_app.core.types import GenerationRequest, LoadConfig, Message, SamplingParams
 from tests.support.engine_events import collect_events, greedy_request
-from tests.support.finetune_data import FACTS, PLENTY, fact_records, write_jsonl
 from tests.support.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = [pytest.mark.mlx, pytest.mark.slow]
+PLENTY = 64 * 1024**3
 #: The memory estimate must lie within these factors of a run's measured peak.
 ESTIMATE_RANGE = (0.5, 2.0)
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
 
 
 def train(store: RunStore, base: Path, data: Path, valid: Path | None,
@@ -202,6 +207,14 @@ def test_the_runs_llama_adapter_teaches_llama_cpp_the_answer(smol: SmolRun, defa
 
 # -- a tiny random-weight model -----------------------------------------------------------
 
+FACTS = [("Which colour is the sky?", "The sky is blue."),
+         ("Which colour is grass?", "Grass is green."),
+         ("Which colour is snow?", "Snow is white."),
+         ("Which colour is coal?", "Coal is black."),
+         ("Which colour is a lemon?", "A lemon is yellow."),
+         ("Which colour is a tomato?", "A tomato is red."),
+         ("Which colour is the sea?", "The sea is blue."),
+         ("Which colour is a carrot?", "A carrot is orange.")]
 
 
 def tiny_config(**changes: Any) -> TrainConfig:
@@ -240,7 +253,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tiny]:
         patch.setenv("MACLLM_HOME", str(root / "home"))
         base = make_tiny_mlx_model(root / "tiny", seed=3)
         quantized = make_tiny_mlx_model(root / "tiny-4bit", seed=4, quantize=True)
-        data = write_jsonl(root / "train.jsonl", fact_records())
+        data = write_jsonl(root / "train.jsonl",
+                           [{"prompt": p, "response": r} for p, r in FACTS * 2])
         store = RunStore(root / "runs.sqlite3")
         lora = train(store, base, data, None, tiny_config())[0]
         dora = train(store, base, data, None, tiny_config(method="dora", iters=4))[0]

@@ -25,10 +25,18 @@ from macllm_app.core.finetune.plan import plan_resume, plan_training
 from macllm_app.core.finetune.runs import RunStore
 from macllm_app.core.finetune.train import STOP_GRACE_S, TRAIN_TARGET, TRAIN_TITLE
 from macllm_app.core.jobs import Job, JobFailed
-from tests.support.finetune_data import PLENTY, fact_records, write_jsonl
 from tests.support.mlx_tiny import make_tiny_mlx_model
 
 pytestmark = [pytest.mark.mlx, pytest.mark.slow]
+PLENTY = 64 * 1024**3
+FACTS = [("Which colour is the sky?", "The sky is blue."),
+         ("Which colour is grass?", "Grass is green."),
+         ("Which colour is snow?", "Snow is white."),
+         ("Which colour is coal?", "Coal is black."),
+         ("Which colour is a lemon?", "A lemon is yellow."),
+         ("Which colour is a tomato?", "A tomato is red."),
+         ("Which colour is the sea?", "The sea is blue."),
+         ("Which colour is a carrot?", "A carrot is orange.")]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +46,10 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
-    return write_jsonl(tmp_path / "train.jsonl", fact_records())
+    path = tmp_path / "train.jsonl"
+    lines = [json.dumps({"prompt": p, "response": r}) for p, r in FACTS * 2]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def quick(**changes: Any) -> TrainConfig:

@@ -11,11 +11,8 @@ import pytest
 
 from macllm_app.core.chat.comparison import comparison_rows
 from macllm_app.core.chat.engine_choice import (
-    ON_SOURCE,
-    WITHOUT_ADAPTER,
     ModelEngines,
     compare_button,
-    compare_instead,
     compare_target,
     resolve_engine,
 )
@@ -27,7 +24,6 @@ from macllm_app.core.types import (
     Finished,
     GenerationRequest,
     GenerationStats,
-    LoadConfig,
     ModelInfo,
     Role,
     TextDelta,
@@ -147,23 +143,3 @@ def test_the_compare_button_names_its_engine_or_says_why_not() -> None:
     assert (text, enabled) == ("Run on MLX", True) and "MLX" in tip
     assert compare_button(None, "Wait for the reply to finish.") == (
         "Run on the other engine", False, "Wait for the reply to finish.")
-
-
-def test_the_compare_button_runs_the_base_or_the_source_only_after_their_variants_reply(
-) -> None:
-    tuned = LoadConfig("/m/tiny", "mlx", adapter_path="/runs/run-7/adapter")
-    by_tuned = _reply({"engine": "mlx", "model": "tiny + run-7"})
-    config, text, _tip = compare_instead(tuned, by_tuned, None) or (None, "", "")
-    assert text == WITHOUT_ADAPTER and config == LoadConfig("/m/tiny", "mlx")
-    assert compare_instead(tuned, _reply({"engine": "mlx", "model": "tiny"}), None) is None
-    variant = LoadConfig("/m/smollm2-Q8_0.gguf")
-    source = LoadConfig("/m/smollm2-f16.gguf")
-    by_variant = _reply({"engine": "llama.cpp", "model": "smollm2-Q8_0"})
-    found = compare_instead(variant, by_variant, ("/m/smollm2-Q8_0.gguf", source))
-    assert found is not None and found[0] == source and found[1] == ON_SOURCE
-    assert "smollm2-f16.gguf" in found[2]
-    assert compare_instead(variant, by_variant, ("/m/other.gguf", source)) is None
-    assert compare_instead(variant, by_variant, None) is None
-    assert compare_instead(None, by_variant, ("/m/smollm2-Q8_0.gguf", source)) is None
-    assert compare_instead(variant, None, ("/m/smollm2-Q8_0.gguf", source)) is None
-

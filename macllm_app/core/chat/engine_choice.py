@@ -7,29 +7,23 @@ llama.cpp for GGUF files (the Preferences' engine for the default model).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from macllm_app.core.chat.records import StoredMessage
 from macllm_app.core.engines.select import installed_engines
 from macllm_app.core.errors import UserError
 from macllm_app.core.formats.inspect import inspect_model
-from macllm_app.core.formats.lora_adapter import adapter_label
 from macllm_app.core.types import (
     ENGINES,
     EngineName,
     GenerationStats,
-    LoadConfig,
     engine_title,
     other_engine,
 )
 
 CHECKING = "Checking which engines run this model…"
 NO_REPLY = "There is no reply to run again yet."
-WITHOUT_ADAPTER = "Run without the adapter"
-ON_SOURCE = "Run on the source model"
-#: What the compare button runs instead of the app's model: (config, text, tooltip).
-Instead = tuple[LoadConfig, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,27 +104,3 @@ def compare_button(target: EngineName | None, reason: str) -> tuple[str, bool, s
     title = engine_title(target)
     return (f"Run on {title}", True, f"Send the last message to {title} as a new version of "
             "this reply, and compare the two replies' speed and memory.")
-
-
-def compare_instead(config: LoadConfig | None, last_reply: StoredMessage | None,
-                    source: tuple[str, LoadConfig] | None) -> Instead | None:
-    """What the compare button runs instead of the app's model `config`: the base model
-    without its adapter (when the adapter wrote `last_reply`), or a quantized model's
-    `source` (a (quantized model path, source config) pair, when that model wrote it);
-    None when the button runs the other engine."""
-    stats = GenerationStats.from_dict(last_reply.stats) if last_reply is not None else None
-    if config is None or stats is None:
-        return None
-    if config.adapter_path:
-        if stats.model.endswith(f" + {adapter_label(config.adapter_path)}"):
-            return (replace(config, adapter_path=None), WITHOUT_ADAPTER,
-                    "Send the last message to the base model without the adapter, as a "
-                    "new version of this reply, and compare the two replies.")
-        return None
-    shown = Path(config.source_path or config.model_path)
-    name = shown.stem if shown.suffix.lower() == ".gguf" else shown.name
-    if source is not None and source[0] == config.model_path and stats.model == name:
-        return (source[1], ON_SOURCE,
-                f"Send the last message to {Path(source[1].model_path).name}, the model "
-                "this one was quantized from, and compare the two replies.")
-    return None

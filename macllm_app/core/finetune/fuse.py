@@ -54,22 +54,24 @@ def trained_adapter(run: Run) -> Path:
 def mlx_base_of(run: Run, progress: ProgressCallback | None = None,
                 should_stop: StopCheck | None = None) -> Path:
     """The MLX folder the run trained (a GGUF base's MLX copy)."""
-    from macllm_app.core.library.mlx_copies import mlx_folder
-
     base = Path(run.base_model)
-    if not base.exists():
+    if base.is_dir():
+        return base
+    if not base.is_file():
         raise UserError(f"Run {run.id}'s base model {base} is gone.")
-    return mlx_folder(base, progress, should_stop)
+    from macllm_app.core.library.mlx_copies import ensure_mlx_copy
+
+    return ensure_mlx_copy(base, progress=progress, should_stop=should_stop)
 
 
-def fused_model(run: Run, base: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, tokenizer, config): the MLX folder `base` (`mlx_base_of(run)`) with the
-    run's weights fused in, in float16."""
+def fused_model(run: Run) -> tuple[Any, Any, dict[str, Any]]:
+    """(model, tokenizer, config): the base with the run's weights fused in, in float16."""
     import mlx.core as mx
     from mlx.utils import tree_unflatten
     from mlx_lm.utils import dequantize_model, load
 
     adapter = trained_adapter(run)
+    base = mlx_base_of(run)
     loaded = cast(tuple[Any, Any, dict[str, Any]],
                   load(str(base), return_config=True,
                        tokenizer_config={"trust_remote_code": False}))
@@ -116,11 +118,10 @@ def fuse_run(run: Run, dest: Path, progress: ProgressCallback | None = None) -> 
     report = progress or (lambda _f, _m: None)
     check_dest_folder(dest)
     report(0.1, "Loading the base and the adapter")
-    base = mlx_base_of(run)
-    model, tokenizer, config = fused_model(run, base)
+    model, tokenizer, config = fused_model(run)
     report(0.6, "Writing the fused model")
     with staged_folder(dest) as tmp, contextlib.redirect_stdout(sys.stderr):
-        save(tmp, base, model, tokenizer, config, donate_model=False)
+        save(tmp, mlx_base_of(run), model, tokenizer, config, donate_model=False)
     return dest
 
 

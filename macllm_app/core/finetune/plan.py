@@ -60,7 +60,8 @@ class Preflight:
 
     def estimate_for(self, config: TrainConfig) -> MemoryEstimate:
         """The peak memory of this model and data under `config` (another method, say)."""
-        return bounded_estimate(self.shape, config, self.longest_tokens)
+        return estimate(self.shape, replace(config, max_seq_length=min(
+            config.max_seq_length, self.longest_tokens)))
 
 
 def mlx_trainable(metadata: ModelMetadata) -> None:
@@ -104,13 +105,6 @@ def shape_of(metadata: ModelMetadata) -> ModelShape:
 TEMPLATE_TOKENS = 64
 
 
-def bounded_estimate(shape: ModelShape, config: TrainConfig, longest: int) -> MemoryEstimate:
-    """`estimate` with sequences no longer than `longest` tokens (the data's longest
-    record: batches pad to it, not to the maximum sequence length)."""
-    return estimate(shape, replace(config, max_seq_length=min(config.max_seq_length,
-                                                              longest)))
-
-
 def longest_tokens(dataset: Dataset) -> int:
     """At most how many tokens the dataset's longest record takes: one per UTF-8 byte
     (a byte-level tokenizer's worst case) plus the chat template's own. Batches are
@@ -139,7 +133,8 @@ def preflight(base: str | Path, train_file: str | Path, valid_file: str | Path |
                         f"the batch size {config.batch_size}: lower the batch size or add "
                         "records.")
     longest = max(longest_tokens(train), longest_tokens(valid) if valid else 0)
-    memory = bounded_estimate(shape, config, longest)
+    memory = estimate(shape, replace(config, max_seq_length=min(config.max_seq_length,
+                                                                longest)))
     return Preflight(metadata, shape, memory, fit_verdict(memory, available_bytes), train,
                      valid, config.total_iters(n_train), longest)
 

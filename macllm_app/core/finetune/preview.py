@@ -22,10 +22,12 @@ def tokenizer_for(base: Path, progress: ProgressCallback | None = None,
     """The tokenizer training will use: the MLX folder's, or a GGUF file's MLX copy's."""
     from mlx_lm.utils import load_tokenizer
 
-    from macllm_app.core.library.mlx_copies import mlx_folder
+    folder = base
+    if not base.is_dir():
+        from macllm_app.core.library.mlx_copies import ensure_mlx_copy
 
-    return load_tokenizer(mlx_folder(base, progress, should_stop),
-                          tokenizer_config_extra={"trust_remote_code": False})
+        folder = ensure_mlx_copy(base, progress=progress, should_stop=should_stop)
+    return load_tokenizer(folder, tokenizer_config_extra={"trust_remote_code": False})
 
 
 def preview(base: str, train_file: str, valid_file: str | None,

@@ -31,7 +31,6 @@ from macllm_app.core.finetune.dataset import Dataset, DatasetError, load_records
 from macllm_app.core.finetune.dataset_stats import summarize
 from macllm_app.core.finetune.plan import TrainPlan
 from macllm_app.core.finetune.runs import Run, RunStore, StepRecord
-from macllm_app.core.platform.memory import current_rss_bytes
 from macllm_app.core.types import ProgressCallback, StopCheck
 
 TRAIN_TARGET = f"{__name__}:train_run"
@@ -199,10 +198,13 @@ class _Session:
         return "finished", f"finished {self.step} steps"
 
     def _mlx_base(self) -> Path:
-        from macllm_app.core.library.mlx_copies import mlx_folder
+        base = Path(self.plan.base)
+        if base.is_dir():
+            return base
+        from macllm_app.core.library.mlx_copies import ensure_mlx_copy
 
-        return mlx_folder(self.plan.base, progress=lambda _f, m: self.progress(0.0, m),
-                          should_stop=self.should_stop)
+        return ensure_mlx_copy(base, progress=lambda f, m: self.progress(0.0, m),
+                               should_stop=self.should_stop)
 
     def _load(self, base: Path) -> tuple[Any, Any]:
         from mlx_lm.utils import load
@@ -299,7 +301,7 @@ class _Session:
         self.step = step
         self.trained_tokens = self._tokens_at_start + int(info["trained_tokens"])
         mlx_peak = int(float(info["peak_memory"]) * 1e9)
-        self.peak = max(self.peak, mlx_peak, current_rss_bytes())
+        self.peak = max(self.peak, mlx_peak, _rss())
         self.guard.check(step, loss)
         rate = float(info["iterations_per_second"])
         eta = (self.plan.total_steps - step) / rate if rate > 0 else None
@@ -357,3 +359,9 @@ class _Callback:
 
     def on_val_loss_report(self, val_info: dict[str, Any]) -> None:
         self.session.on_valid(val_info)
+
+
+def _rss() -> int:
+    from macllm_app.core.platform.memory import current_rss_bytes
+
+    return current_rss_bytes(os.getpid())

@@ -65,16 +65,6 @@ def ensure_mlx_copy(gguf: Path | str, progress: ProgressCallback | None = None,
                                progress=lambda f, m: report(f, f"{PROGRESS_PREFIX}: {m}"))
 
 
-def mlx_folder(model: Path | str, progress: ProgressCallback | None = None,
-               should_stop: StopCheck | None = None) -> Path:
-    """The MLX folder that runs `model`: the model itself if it is one, else its MLX copy
-    (made first if there is none; a job's work, see `ensure_mlx_copy`)."""
-    model = Path(model)
-    if model.is_dir():
-        return model
-    return ensure_mlx_copy(model, progress=progress, should_stop=should_stop)
-
-
 def _remove_stale_partials(dest: Path) -> None:
     """Staging folders of conversions that were killed (a live one is younger)."""
     cutoff = time.time() - STALE_PARTIAL_S

@@ -23,7 +23,7 @@ import numpy as np
 from macllm_app.core.convert.staging import staged_file
 from macllm_app.core.errors import Cancelled, UserError
 from macllm_app.core.quantize.imatrix import write_imatrix
-from macllm_app.core.quantize.llama_logits import SEQUENCES, fill_sequences
+from macllm_app.core.quantize.llama_logits import SEQUENCES
 from macllm_app.core.quantize.quality import N_CTX, chunks_of
 from macllm_app.core.types import ProgressCallback, StopCheck
 
@@ -169,6 +169,20 @@ class Collector:
                 counts[expert] += 1
 
 
+def _fill(batch: Any, chunks: list[list[int]]) -> Any:
+    """The chunks as sequences of one batch, every token asking for its logits: as
+    llama-imatrix runs them, so the last layer's products see whole chunks too."""
+    n = 0
+    for seq, chunk in enumerate(chunks):
+        for pos, token in enumerate(chunk):
+            batch.token[n], batch.pos[n], batch.n_seq_id[n] = token, pos, 1
+            batch.seq_id[n][0] = seq
+            batch.logits[n] = True
+            n += 1
+    batch.n_tokens = n
+    return batch
+
+
 def compute_imatrix(model: str, text: str, dest: str, max_chunks: int | None = None,
                     threads: int = 0, progress: ProgressCallback | None = None,
                     should_stop: StopCheck | None = None) -> dict[str, Any]:
@@ -212,7 +226,7 @@ def compute_imatrix(model: str, text: str, dest: str, max_chunks: int | None = N
                     raise Cancelled
                 lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
                 group = chunks[start:start + SEQUENCES]
-                if lc.llama_decode(ctx, fill_sequences(batch, group)) != 0:
+                if lc.llama_decode(ctx, _fill(batch, group)) != 0:
                     raise UserError("llama.cpp could not evaluate the calibration text.")
                 if collector.error is not None:
                     raise collector.error

@@ -20,20 +20,6 @@ from macllm_app.core.errors import UserError
 SEQUENCES = 4
 
 
-def fill_sequences(batch: Any, chunks: list[list[int]], first_scored: int = 0) -> Any:
-    """`batch` (a `llama_batch`) holding each chunk as its own sequence, asking for logits
-    from position `first_scored` of each on (0: every token, as llama-imatrix runs)."""
-    n = 0
-    for seq, chunk in enumerate(chunks):
-        for pos, token in enumerate(chunk):
-            batch.token[n], batch.pos[n], batch.n_seq_id[n] = token, pos, 1
-            batch.seq_id[n][0] = seq
-            batch.logits[n] = pos >= first_scored
-            n += 1
-    batch.n_tokens = n
-    return batch
-
-
 class LlamaLogits:
     """One model and one context sized for `sequences` chunks of `n_ctx` tokens."""
 
@@ -87,7 +73,18 @@ class LlamaLogits:
         if len(chunks) > self.sequences:
             raise ValueError(f"{len(chunks)} chunks, room for {self.sequences}")
         self._clear()
-        self._decode(fill_sequences(self.batch, chunks, first))
+        batch = self.batch
+        n = 0
+        for seq, chunk in enumerate(chunks):
+            for pos, token in enumerate(chunk):
+                batch.token[n] = token
+                batch.pos[n] = pos
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = seq
+                batch.logits[n] = pos >= first
+                n += 1
+        batch.n_tokens = n
+        self._decode(batch)
         rows = sum(len(chunk) - first for chunk in chunks)
         flat = np.ctypeslib.as_array(self.lc.llama_get_logits(self.ctx),
                                      shape=(rows, self.n_vocab))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ EVALUATE_TITLE = "Measuring quality"
 N_CTX = 512
 QUICK_CHUNKS = 2
 DECODE_TOKENS, DECODE_TOKENS_QUICK = 64, 16
+
+Logits = Callable[[list[int]], np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,20 +10,17 @@ other engine, as a sibling reply compared with the last one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from macllm_app.core.chat.comparison import compared_reply
-from macllm_app.core.chat.engine_choice import (
-    NO_REPLY,
-    Instead,
-    compare_button,
-    compare_instead,
-    compare_target,
-)
+from macllm_app.core.chat.engine_choice import NO_REPLY, compare_button, compare_target
 from macllm_app.core.chat.records import StoredMessage, engine_choice
 from macllm_app.core.chat.store import ChatStore
+from macllm_app.core.formats.lora_adapter import adapter_label
 from macllm_app.core.settings import Settings
 from macllm_app.core.types import EngineName, GenerationStats, LoadConfig
 from macllm_app.ui.engine import EngineController
@@ -38,6 +35,8 @@ from macllm_app.ui.panes.chat.message_view import MessageView
 from macllm_app.ui.panes.chat.settings_panel import ConversationSettingsPanel
 from macllm_app.ui.tasks import Task
 
+WITHOUT_ADAPTER = "Run without the adapter"
+ON_SOURCE = "Run on the source model"
 
 class ChatPane(QWidget):
     status_message = Signal(str)
@@ -271,10 +270,30 @@ class ChatPane(QWidget):
         self._source = (variant, source)
         self._update_engine_state()
 
-    def _instead(self) -> Instead | None:
-        """What the compare button runs instead of the app's model (see
-        `core.chat.engine_choice.compare_instead`); None when it runs the other engine."""
-        return compare_instead(self.engine.base_config(), self._last_reply, self._source)
+    def _instead(self) -> tuple[LoadConfig, str, str] | None:
+        """What the compare button runs instead of the app's model, with its text and
+        tooltip: the base model without its adapter, or a quantized model's source (when
+        the last reply was written by the adapter or the quantized model); None when it
+        runs the other engine."""
+        config = self.engine.base_config()
+        last = self._last_reply
+        stats = GenerationStats.from_dict(last.stats) if last is not None else None
+        if config is None or stats is None:
+            return None
+        if config.adapter_path:
+            if stats.model.endswith(f" + {adapter_label(config.adapter_path)}"):
+                return (replace(config, adapter_path=None), WITHOUT_ADAPTER,
+                        "Send the last message to the base model without the adapter, as a "
+                        "new version of this reply, and compare the two replies.")
+            return None
+        shown = Path(config.source_path or config.model_path)
+        name = shown.stem if shown.suffix.lower() == ".gguf" else shown.name
+        if self._source is not None and self._source[0] == config.model_path \
+                and stats.model == name:
+            return (self._source[1], ON_SOURCE,
+                    f"Send the last message to {Path(self._source[1].model_path).name}, the "
+                    "model this one was quantized from, and compare the two replies.")
+        return None
 
     def compares_instead(self) -> bool:
         """Whether the compare button runs another model rather than the other engine."""

@@ -11,6 +11,7 @@ run, stopped, as a normal result.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -52,55 +53,28 @@ def plan_continue(run_id: str) -> tuple[TrainPlan, Run]:
     return plan, store.get(run_id)
 
 
-class _StripJobs(QObject):
-    """One task at a time, its progress in `strip`; `cancel` asks it to stop."""
-
-    failed = Signal(str)
-    busy_changed = Signal(bool)
-
-    def __init__(self, strip: JobStrip, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.strip = strip
-        strip.cancel_requested.connect(self.cancel)
-        self._task: Task[Any, Any] | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self._task is not None
-
-    @Slot()
-    def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    def _set_task(self, task: Task[Any, Any]) -> None:
-        self._task = task
-        self.busy_changed.emit(True)
-        task.start()
-
-    def _failed(self, error: BaseException) -> None:
-        self._end()
-        self.failed.emit(describe(error))
-
-    def _end(self) -> None:
-        self._task = None
-        self.strip.finish()
-        self.busy_changed.emit(False)
-
-
-class TrainingJobs(_StripJobs):
+class TrainingJobs(QObject):
     """One training run at a time; what it reports arrives as `step`s."""
 
     started = Signal(object)      # the Run, as recorded before training
     step = Signal(dict)           # a reported step ("train", "valid") or a "note"
     ended = Signal(dict)          # the run, finished or stopped
     refused = Signal(str)         # it will not fit: the verdict's line
+    failed = Signal(str)
+    busy_changed = Signal(bool)
 
     def __init__(self, strip: JobStrip, available_bytes: Callable[[], int],
                  parent: QObject | None = None) -> None:
-        super().__init__(strip, parent)
+        super().__init__(parent)
+        self.strip = strip
         self.available_bytes = available_bytes
+        strip.cancel_requested.connect(self.stop)
+        self._task: Task[Any, Any] | None = None
         self.run: Run | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None
 
     def start(self, inputs: Inputs, *, force: bool = False) -> None:
         if self.busy:
@@ -119,7 +93,13 @@ class TrainingJobs(_StripJobs):
     @Slot()
     def stop(self) -> None:
         """Stop at the end of the current step, saving the adapter."""
-        self.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+    def _set_task(self, task: Task[Any, Any]) -> None:
+        self._task = task
+        self.busy_changed.emit(True)
+        task.start()
 
     def _planned(self, planned: tuple[TrainPlan, Run] | str) -> None:
         from macllm_app.core.finetune.train import STOP_GRACE_S, TRAIN_TARGET, TRAIN_TITLE
@@ -148,9 +128,26 @@ class TrainingJobs(_StripJobs):
         self._end()
         self.ended.emit(run)
 
+    def _failed(self, error: BaseException) -> None:
+        self._end()
+        self.failed.emit(describe(error))
+
     def _cancelled(self) -> None:
         self._end()
         self.failed.emit("Stopped before the first step: there is no adapter to keep.")
+
+    def _end(self) -> None:
+        self._task = None
+        self.strip.finish()
+        self.busy_changed.emit(False)
+
+
+def _unique(path: Path) -> Path:
+    stem, n = path, 2
+    while path.exists():
+        path = stem.with_name(f"{stem.stem}-{n}{stem.suffix}")
+        n += 1
+    return path
 
 
 def action_job(run_id: str, kind: str) -> Job:
@@ -163,10 +160,9 @@ def action_job(run_id: str, kind: str) -> Job:
         FUSE_TITLE,
         default_output,
     )
-    from macllm_app.core.library.conversions import free_path, partial_cleanup
+    from macllm_app.core.library.conversions import partial_cleanup
 
-    named = default_output(RunStore().find(run_id), kind)
-    dest = free_path(named.parent, named.stem, named.suffix)
+    dest = _unique(default_output(RunStore().find(run_id), kind))
     target, title = {"fused": (FUSE_TARGET, FUSE_TITLE),
                      "gguf": (EXPORT_GGUF_TARGET, "Exporting the fine-tuned model to GGUF"),
                      "adapter": (EXPORT_ADAPTER_TARGET, "Exporting the llama.cpp adapter")}[kind]
@@ -174,11 +170,23 @@ def action_job(run_id: str, kind: str) -> Job:
                after_crash=partial_cleanup(dest))
 
 
-class RunActions(_StripJobs):
+class RunActions(QObject):
     """Fuse / export one run at a time, with progress and Cancel in `strip`."""
 
     added = Signal(dict)      # a library entry (fused or exported model)
     wrote = Signal(str)       # a file outside the library (a llama.cpp adapter)
+    failed = Signal(str)
+    busy_changed = Signal(bool)
+
+    def __init__(self, strip: JobStrip, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.strip = strip
+        strip.cancel_requested.connect(self.cancel)
+        self._task: Task[Any, Any] | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None
 
     def make(self, run_id: str, kind: str) -> None:
         if self.busy:
@@ -186,6 +194,16 @@ class RunActions(_StripJobs):
         self._set_task(Task.call(self, lambda: action_job(run_id, kind), name="plan the export")
                        .on_done(lambda job: self._run(job, kind))
                        .on_error(self._failed))
+
+    @Slot()
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def _set_task(self, task: Task[Any, Any]) -> None:
+        self._task = task
+        self.busy_changed.emit(True)
+        task.start()
 
     def _run(self, job: Job, kind: str) -> None:
         self.strip.start(job.title)
@@ -202,6 +220,14 @@ class RunActions(_StripJobs):
         else:
             self.added.emit(dict(result))
 
+    def _failed(self, error: BaseException) -> None:
+        self._end_with(describe(error))
+
     def _end_with(self, message: str) -> None:
         self._end()
         self.failed.emit(message)
+
+    def _end(self) -> None:
+        self._task = None
+        self.strip.finish()
+        self.busy_changed.emit(False)

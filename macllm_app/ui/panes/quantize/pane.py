@@ -285,13 +285,15 @@ class QuantizePane(QWidget):
     def request(self) -> QuantizeRequest | None:
         """What Quantize would do now."""
         from macllm_app.core import paths
-        from macllm_app.core.library.conversions import free_path
 
         choice = self.types.chosen()
         if self.source is None or choice is None:
             return None
-        named = default_dest(Path(self.source), choice, paths.models_dir())
-        dest = free_path(named.parent, named.stem, named.suffix)
+        dest = default_dest(Path(self.source), choice, paths.models_dir())
+        stem, n = dest, 2
+        while dest.exists():
+            dest = stem.with_name(f"{stem.stem}-{n}{stem.suffix}")
+            n += 1
         llama = choice.engine == "llama.cpp"
         mode = self.imatrix.currentIndex() if llama else IMATRIX_NONE
         self._advanced_error = ""
