@@ -38,7 +38,8 @@ def build_llama_tool(name: str, jobs: int | None = None) -> Path:
     build = root / "build"
     subprocess.run(["cmake", "-S", str(vendor), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
                     "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-                    "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_CURL=OFF"], check=True)
+                    f"-DLLAMA_BUILD_SERVER={'ON' if name == 'llama-server' else 'OFF'}",
+                    "-DLLAMA_CURL=OFF"], check=True)
     subprocess.run(["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 2),
                     "--target", name], check=True)
     return binary

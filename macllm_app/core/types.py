@@ -59,6 +59,11 @@ class SamplingParams:
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logprobs: bool = False  # report each generated token's log-probability
+    top_logprobs: int = 0  # ... and this many most likely alternatives
+    json_schema: str | None = None  # constrain the reply to this JSON schema (JSON text)
 
     @classmethod
     def greedy(cls, max_tokens: int = 512, seed: int | None = 0) -> SamplingParams:
@@ -100,6 +105,10 @@ class GenerationRequest:
     prompt_tokens: tuple[int, ...] | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     reuse_cache: bool = True
+    #: OpenAI-style message dicts (tool calls, tool results), rendered instead of `messages`
+    raw_messages: tuple[dict[str, Any], ...] = ()
+    #: OpenAI-style tool (function) descriptions handed to the chat template
+    tools: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +127,23 @@ class ModelInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token's text (as bytes may not be whole UTF-8), its log-probability,
+    and the most likely alternatives at that step as (text, log-probability) pairs."""
+
+    text: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TextDelta:
-    """New text and the token ids that produced it (several when batched)."""
+    """New text and the token ids that produced it (several when batched); `logprobs`
+    has one entry per token id when the request asked for them."""
 
     text: str
     token_ids: tuple[int, ...]
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
