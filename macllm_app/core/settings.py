@@ -89,6 +89,16 @@ class ChatSettings(_Group):
     )
 
 
+class ServerSettings(_Group):
+    """The Server pane's last choices (its API key lives in the keychain, not here)."""
+
+    host: str = Field(default="127.0.0.1", title="Address to listen on")
+    port: int = Field(default=8080, ge=1, le=65535, title="Port")
+    parallel: int = Field(default=4, ge=1, le=64, title="Requests decoded together")
+    allowed_origins: list[str] = Field(default_factory=list,
+                                       title="Browser origins allowed to call the API")
+
+
 class UiSettings(_Group):
     """Window state the app remembers; not shown in Preferences."""
 
@@ -105,6 +115,7 @@ class Settings(BaseModel):
     sampling: SamplingSettings = Field(default_factory=SamplingSettings,
                                        title="Default sampling")
     chat: ChatSettings = Field(default_factory=ChatSettings, title="Chat")
+    server: ServerSettings = Field(default_factory=ServerSettings, title="Server")
     ui: UiSettings = Field(default_factory=UiSettings, title="Window")
 
 

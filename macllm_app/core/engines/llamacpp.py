@@ -115,13 +115,7 @@ class LlamaCppEngine:
 
         progress(0.95, "Creating the context")
         threads = config.n_threads or physical_cores()
-        cparams = lc.llama_context_default_params()
-        cparams.n_ctx = max(config.n_ctx, 0)
-        n_batch = min(config.n_batch, config.n_ctx) if config.n_ctx > 0 else config.n_batch
-        cparams.n_batch = cparams.n_ubatch = max(1, n_batch)
-        cparams.n_threads = cparams.n_threads_batch = threads
-        cparams.no_perf = True
-        self._ctx = lc.llama_init_from_model(model, cparams)
+        self._ctx = lc.llama_init_from_model(model, self._context_params(config, threads))
         if not self._ctx:
             reason = native_log.first_error("not enough memory?")
             raise EngineError(f"llama.cpp could not create a context for {path.name}: {reason}.")
@@ -164,6 +158,16 @@ class LlamaCppEngine:
         )
         progress(1.0, "Ready")
         return self._info
+
+    def _context_params(self, config: LoadConfig, threads: int) -> Any:
+        """The llama.cpp context parameters for `config` (one sequence)."""
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = max(config.n_ctx, 0)
+        n_batch = min(config.n_batch, config.n_ctx) if config.n_ctx > 0 else config.n_batch
+        cparams.n_batch = cparams.n_ubatch = max(1, n_batch)
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        return cparams
 
     def _apply_adapter(self, path: Path) -> None:
         """Load a LoRA adapter GGUF (checked by `check_lora_gguf`) onto the model and

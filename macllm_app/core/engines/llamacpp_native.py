@@ -14,7 +14,7 @@ from typing import Any
 import llama_cpp.llama_cpp as lc
 import psutil
 
-from macllm_app.core.errors import EngineError
+from macllm_app.core.errors import EngineError, one_line
 from macllm_app.core.types import SamplingParams
 
 log = logging.getLogger("macllm.engine.llamacpp")
@@ -106,13 +106,40 @@ def tokenize(vocab: Any, text: str, add_special: bool, parse_special: bool = Tru
     return tokens[:n]
 
 
+def has_penalties(params: SamplingParams) -> bool:
+    """Whether `params` penalise repeats (repeat, presence or frequency penalty)."""
+    return (params.repeat_penalty != 1.0 or params.presence_penalty != 0.0
+            or params.frequency_penalty != 0.0)
+
+
+def json_schema_sampler(vocab: Any, schema: str) -> Any:
+    """A grammar sampler that only lets through JSON matching `schema` (JSON text);
+    EngineError naming the problem if the schema cannot be turned into a grammar."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        gbnf = json_schema_to_gbnf(schema)
+    except RecursionError:
+        raise EngineError("The JSON schema cannot be used: it is nested too deeply.") from None
+    except Exception as exc:  # the converter raises assertions, KeyErrors, JSON errors...
+        detail = one_line(exc, type(exc).__name__)
+        raise EngineError(f"The JSON schema cannot be used: {detail}") from None
+    native_log.clear()
+    sampler = lc.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+    if not sampler:
+        reason = native_log.first_error("llama.cpp rejected its grammar")
+        raise EngineError(f"The JSON schema cannot be used: {reason}.")
+    return sampler
+
+
 def build_sampler(params: SamplingParams, seed: int, n_vocab: int) -> Any:
     """A native sampler chain for `params`; free it with `llama_sampler_free`."""
     chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
     add = lc.llama_sampler_chain_add
-    if params.repeat_penalty != 1.0:
-        add(chain, lc.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N,
-                                                   params.repeat_penalty, 0.0, 0.0))
+    if has_penalties(params):
+        add(chain, lc.llama_sampler_init_penalties(
+            n_vocab, PENALTY_LAST_N, params.repeat_penalty, params.frequency_penalty,
+            params.presence_penalty))
     if params.temperature <= 0.0:
         add(chain, lc.llama_sampler_init_greedy())
         return chain

@@ -18,6 +18,7 @@ from macllm_app.ui.panes.finetune.icon import finetune_icon
 from macllm_app.ui.panes.library.icon import library_icon
 from macllm_app.ui.panes.monitor.icon import monitor_icon
 from macllm_app.ui.panes.quantize.icon import quantize_icon
+from macllm_app.ui.panes.server.icon import server_icon
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +84,21 @@ def _monitor(context: AppContext) -> QWidget:
     return pane
 
 
+def _server(context: AppContext) -> QWidget:
+    from macllm_app.ui.panes.server.pane import ServerPane
+
+    pane = ServerPane(settings=context.settings)
+    pane.status_message.connect(context.status)
+    return pane
+
+
 PANES: list[PaneSpec] = [
     PaneSpec("chat", "Chat", chat_icon, _chat, "Ctrl+1"),
     PaneSpec("library", "Library", library_icon, _library, "Ctrl+2"),
     PaneSpec("quantize", "Quantize", quantize_icon, _quantize, "Ctrl+3"),
     PaneSpec("finetune", "Fine-tune", finetune_icon, _finetune, "Ctrl+4"),
     PaneSpec("monitor", "Monitor", monitor_icon, _monitor, "Ctrl+5"),
+    PaneSpec("server", "Server", server_icon, _server, "Ctrl+6"),
 ]
 
 
