@@ -9,7 +9,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["engine_overhead.py", "multi_turn.py", "gui_streaming.py", "startup.py",
            "monitor_cost.py",
-           "llama_bench_compare.py", "mlx_overhead.py", "engines_compare.py"]
+           "llama_bench_compare.py", "server_compare.py", "mlx_overhead.py",
+           "engines_compare.py"]
 
 
 def main() -> int:

@@ -270,6 +270,9 @@ class LlamaCppSlots(LlamaCppEngine):
             slot.start(request_id, tokens, request.sampling, sampler, grammar, counters)
             slot.n_reused = self._reuse(slot, tokens, request.reuse_cache)
             self._active.append(slot)
+            # with one KV stream per sequence llama.cpp splits a batch wherever the
+            # sequence ids stop increasing: a batch in slot order is one forward pass
+            self._active.sort(key=lambda active: active.seq)
 
     def _free_slot(self, tokens: list[int]) -> _Slot:
         """The free slot whose cache shares the longest prefix with `tokens`."""

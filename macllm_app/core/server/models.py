@@ -48,22 +48,25 @@ def _served(row: dict[str, Any]) -> ServedModel:
 
 
 class ModelDirectory:
-    """The library as the server sees it, re-read every few seconds."""
+    """The library as the server sees it. A listing re-reads it every few seconds; a
+    request finds its model in the rows read last (no request waits for the library to
+    be read), and reads again only when the name is not there."""
 
     def __init__(self, default_ref: str | None = None) -> None:
         self._default_ref = default_ref
         self._rows: list[dict[str, Any]] = []
         self._read_at = -ROWS_TTL_S
 
-    def models(self, fresh: bool = False) -> list[ServedModel]:
+    def models(self, fresh: bool = False, cached: bool = False) -> list[ServedModel]:
         now = time.monotonic()
-        if fresh or now - self._read_at >= ROWS_TTL_S:
+        expired = now - self._read_at >= ROWS_TTL_S
+        if fresh or (expired and not (cached and self._rows)):
             self._rows = library_rows(scan_stores=False)
             self._read_at = now
         return [_served(row) for row in self._rows]
 
     def default(self) -> ServedModel:
-        models = self.models()
+        models = self.models(cached=True)
         if self._default_ref:
             return self.resolve(self._default_ref)
         preferred = settings_mod.load().engine.model_path
@@ -81,7 +84,7 @@ class ModelDirectory:
         A name not found is looked up again in a freshly read library (just imported)."""
         if not ref:
             return self.default()
-        found = _find(self.models(), ref) or _find(self.models(fresh=True), ref)
+        found = _find(self.models(cached=True), ref) or _find(self.models(fresh=True), ref)
         if found is not None:
             return found
         raise ApiError(404, f"The model {ref!r} does not exist in this server's library "
