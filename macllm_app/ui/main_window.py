@@ -363,6 +363,9 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self.monitor.stop()
+        server = self.panes.get("server")
+        if server is not None and hasattr(server, "shutdown"):
+            server.shutdown()  # the local server, if it runs, and its engine host
         self.chat.stop()
         self.chat.controller.wait(4.0)
         self.engine.shutdown()

@@ -8,6 +8,7 @@ loop turning, so nothing waits on itself.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import socket
@@ -243,6 +244,8 @@ def test_the_pane_remembers_where_the_server_last_listened(
     assert (saved.port, saved.parallel) == (port, 3)
     assert saved.allowed_origins == ["http://localhost:5173", "https://app.example"]
 
+    # closing the window stops it, shown or not, and gives the GUI thread's loop back
+    assert pane.runner.state == "off" and asyncio.events._get_running_loop() is None
     again = make_window(settings_mod.load(), load=False).panes["server"]
     assert again.port.value() == port and again.parallel.value() == 3
     assert again.config().allowed_origins == ("http://localhost:5173", "https://app.example")
