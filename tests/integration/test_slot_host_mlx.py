@@ -58,9 +58,11 @@ def test_cancel_ends_the_running_request_and_the_next_one_runs(host: SlotHost) -
 
 def test_what_mlx_cannot_do_is_refused_in_one_line(host: SlotHost) -> None:
     gather = Gatherer(host)
-    schema, logprobs = gather.run([chat("Hi", json_schema='{"type": "object"}'),
-                                   chat("Hi", logprobs=True)])
+    schema, logprobs, penalty = gather.run([chat("Hi", json_schema='{"type": "object"}'),
+                                            chat("Hi", logprobs=True),
+                                            chat("Hi", presence_penalty=0.5)])
     assert isinstance(schema.end, EngineError) and "llama.cpp" in str(schema.end)
     assert isinstance(logprobs.end, EngineError)
+    assert isinstance(penalty.end, EngineError) and "penalties" in str(penalty.end)
     with pytest.raises(EngineError, match=r"llama\.cpp"):
         host.embed(["hello"])

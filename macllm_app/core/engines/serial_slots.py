@@ -110,6 +110,9 @@ class SerialSlots:
                               "(MLX cannot constrain its output).")
         if params.logprobs or params.top_logprobs:
             raise EngineError("logprobs need a llama.cpp model.")
+        if params.presence_penalty or params.frequency_penalty:
+            raise EngineError("Presence and frequency penalties need a llama.cpp model "
+                              "(MLX applies repeat_penalty only).")
         return render_request(self._template(), request)
 
     def _start_next(self, items: list[StepItem]) -> None:
