@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 # prose for prompts of a chosen length
 FILLER = "The quick brown fox jumps over the lazy dog near the quiet river bank. "
@@ -74,3 +77,23 @@ def report_overhead(our_runs: list[StreamTiming], raw_runs: list[StreamTiming]) 
           f"tokens {raw_runs[0].tokens}")
     print(verdict("decode ratio (ours/raw)", o_dec / r_dec, 0.97, higher_is_better=True))
     print(verdict("TTFT ratio (ours/raw)", o_ttft / r_ttft, 1.10, higher_is_better=False))
+
+
+def cpu_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy (Linux's /proc/stat; None elsewhere)."""
+    try:
+        with Path("/proc/stat").open() as handle:
+            values = [int(v) for v in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s(children: bool = True) -> float:
+    """CPU seconds of this process and, with `children`, its ended children (jobs, tools)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    total = used.ru_utime + used.ru_stime
+    if children:
+        ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += ended.ru_utime + ended.ru_stime
+    return total

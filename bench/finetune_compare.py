@@ -50,7 +50,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -65,7 +64,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import verdict
+from common import cpu_busy_s, own_cpu_s, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("tiny", "default")
@@ -151,23 +150,6 @@ class Timing:
 
 
 # -- machine load (as quantize_compare.py) ------------------------------------------------
-def cpu_busy_s() -> float | None:
-    """CPU seconds the whole machine has spent busy (Linux's /proc/stat; None elsewhere)."""
-    try:
-        with Path("/proc/stat").open() as handle:
-            values = [int(v) for v in handle.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    """CPU seconds of this process and its ended children (jobs and tools)."""
-    mine = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
-
-
 def wait_quiet(timing: Timing) -> None:
     """Wait (at most `max_wait_s`) until the machine has been idle for a second."""
     deadline = time.monotonic() + timing.max_wait_s

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -51,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import verdict
+from common import cpu_busy_s, own_cpu_s, verdict
 from llama_tools import build_llama_tool
 
 COMPARISONS = ("quantize", "imatrix", "perplexity", "mlx")
@@ -91,23 +90,6 @@ def tool(args: list[str]) -> str:
         tail = (done.stdout + done.stderr)[-2000:]
         raise SystemExit(f"{Path(args[0]).name} failed ({done.returncode}):\n{tail}")
     return done.stdout + done.stderr
-
-
-def cpu_busy_s() -> float | None:
-    """CPU seconds the whole machine has spent busy (Linux's /proc/stat; None elsewhere)."""
-    try:
-        with Path("/proc/stat").open() as handle:
-            values = [int(v) for v in handle.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    """CPU seconds of this process and its ended children (jobs and tools)."""
-    mine = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ import contextlib
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -52,7 +51,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import FILLER, verdict
+from common import FILLER, cpu_busy_s, own_cpu_s, verdict
 from llama_tools import build_llama_tool
 
 SYSTEM = "You are a helpful assistant."
@@ -245,21 +244,6 @@ def our_server(model: str, args: argparse.Namespace, home: Path, log: Path) -> S
 
 
 # -- machine load ---------------------------------------------------------------------------
-def machine_busy_s() -> float | None:
-    """CPU seconds the whole machine has spent busy (Linux's /proc/stat; None elsewhere)."""
-    try:
-        with Path("/proc/stat").open() as handle:
-            values = [int(v) for v in handle.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    mine = resource.getrusage(resource.RUSAGE_SELF)
-    return mine.ru_utime + mine.ru_stime
-
-
 class Load:
     """What other processes do to the machine while our two servers and this client run."""
 
@@ -267,15 +251,15 @@ class Load:
         self.servers, self.max_others, self.max_wait_s = servers, max_others, max_wait_s
 
     def ours_s(self) -> float:
-        return own_cpu_s() + sum(s.cpu_s() for s in self.servers)
+        return own_cpu_s(children=False) + sum(s.cpu_s() for s in self.servers)
 
     def mark(self) -> tuple[float | None, float, float]:
-        return machine_busy_s(), self.ours_s(), time.perf_counter()
+        return cpu_busy_s(), self.ours_s(), time.perf_counter()
 
     def others_since(self, mark: tuple[float | None, float, float]) -> float:
         """The share of one core others kept busy since `mark`."""
         busy, ours, began = mark
-        now_busy = machine_busy_s()
+        now_busy = cpu_busy_s()
         elapsed = time.perf_counter() - began
         if busy is None or now_busy is None or elapsed <= 0:
             return 0.0
