@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from macllm_app.core.server.schemas_openai import unsupported
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -47,12 +49,7 @@ class OllamaMessage(_Body):
     tool_calls: list[OllamaToolCall] | None = None
     tool_name: str | None = None
 
-    @field_validator("images")
-    @classmethod
-    def _no_images(cls, value: list[str] | None) -> list[str] | None:
-        if value:
-            raise ValueError("images are not supported")
-        return value
+    _no_images = field_validator("images")(unsupported("images are not supported"))
 
 
 class Generating(_Body):
@@ -76,26 +73,11 @@ class OllamaGenerateRequest(Generating):
     template: str | None = None
     suffix: str | None = None
 
-    @field_validator("images")
-    @classmethod
-    def _no_images(cls, value: list[str] | None) -> list[str] | None:
-        if value:
-            raise ValueError("images are not supported")
-        return value
-
-    @field_validator("template")
-    @classmethod
-    def _no_template(cls, value: str | None) -> str | None:
-        if value:
-            raise ValueError("a request cannot replace the model's template")
-        return value
-
-    @field_validator("suffix")
-    @classmethod
-    def _no_suffix(cls, value: str | None) -> str | None:
-        if value:
-            raise ValueError("suffix (fill in the middle) is not supported")
-        return value
+    _no_images = field_validator("images")(unsupported("images are not supported"))
+    _no_template = field_validator("template")(
+        unsupported("a request cannot replace the model's template"))
+    _no_suffix = field_validator("suffix")(
+        unsupported("suffix (fill in the middle) is not supported"))
 
 
 class OllamaShowRequest(_Body):

@@ -8,6 +8,7 @@ cannot honour (n > 1, logit_bias, audio output, images), is refused with a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -15,6 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def unsupported(reason: str) -> Callable[[Any], Any]:
+    """A field validator that refuses any non-empty value with `reason`."""
+    def check(value: Any) -> Any:
+        if value:
+            raise ValueError(reason)
+        return value
+    return check
 
 
 def _only_one(value: int | None) -> int | None:
@@ -117,12 +127,7 @@ class SamplingFields(_Body):
             raise ValueError("at most 16 stop strings")
         return value
 
-    @field_validator("logit_bias")
-    @classmethod
-    def _no_bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        if value:
-            raise ValueError("logit_bias is not supported")
-        return value
+    _no_bias = field_validator("logit_bias")(unsupported("logit_bias is not supported"))
 
     def stops(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -145,12 +150,7 @@ class ChatCompletionRequest(SamplingFields):
     parallel_tool_calls: bool | None = None
     audio: dict[str, Any] | None = None
 
-    @field_validator("audio")
-    @classmethod
-    def _no_audio(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value:
-            raise ValueError("audio output is not supported")
-        return value
+    _no_audio = field_validator("audio")(unsupported("audio output is not supported"))
 
     def reply_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -169,19 +169,9 @@ class CompletionRequest(SamplingFields):
 
     _check_best_of = field_validator("best_of")(_only_one)
 
-    @field_validator("echo")
-    @classmethod
-    def _no_echo(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("echo is not supported")
-        return value
-
-    @field_validator("suffix")
-    @classmethod
-    def _no_suffix(cls, value: str | None) -> str | None:
-        if value:
-            raise ValueError("suffix (fill in the middle) is not supported")
-        return value
+    _no_echo = field_validator("echo")(unsupported("echo is not supported"))
+    _no_suffix = field_validator("suffix")(
+        unsupported("suffix (fill in the middle) is not supported"))
 
 
 class EmbeddingRequest(_Body):
